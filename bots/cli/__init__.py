@@ -1,0 +1,1 @@
+"""The ``hordebot`` command line: one module per command group, each with ``register``."""

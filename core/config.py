@@ -1,0 +1,94 @@
+"""Load the one TOML config file and validate the sections core owns.
+
+Each section is a pydantic model with ``extra="forbid"`` so a typo fails loudly. Adapter and worker
+sections stay raw here; their owners validate them. Errors name the key and the file, all at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import UserError
+
+UPSTREAM_STYLES = "https://raw.githubusercontent.com/Haidra-Org/AI-Horde-Styles/main"
+UPSTREAM_MODELS = (
+    "https://raw.githubusercontent.com/Haidra-Org/AI-Horde-image-model-reference/main/"
+    "stable_diffusion.json"
+)
+PUBLIC_HORDE = "https://aihorde.net/api"
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StylesConfig(Section):
+    """Where the style library comes from: an URL base or a local folder."""
+
+    source: str = UPSTREAM_STYLES
+    cache_dir: str = "var/cache/styles"
+    refresh_seconds: int = Field(default=3600, ge=0)
+
+
+class ModelsConfig(Section):
+    """Where the model reference comes from: an URL or a local file."""
+
+    source: str = UPSTREAM_MODELS
+    cache_dir: str = "var/cache/models"
+    refresh_seconds: int = Field(default=86400, ge=0)
+
+
+class HordeConfig(Section):
+    """Which horde the bots talk to; ``embedded`` starts a local one."""
+
+    url: str = PUBLIC_HORDE
+    api_key_env: str = "HORDEBOT_HORDE_API_KEY"
+    embedded: bool = False
+    embedded_host: str = "127.0.0.1"
+    embedded_port: int = Field(default=0, ge=0, le=65535)
+    embedded_db: str = "sqlite:///var/horde.db"
+
+
+class Config(BaseModel):
+    """The whole file: core sections typed, the rest kept raw for their owners."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    horde: HordeConfig = HordeConfig()
+    styles: StylesConfig = StylesConfig()
+    models: ModelsConfig = ModelsConfig()
+    path: Path | None = None
+
+    def raw_section(self, name: str) -> dict[str, Any]:
+        """A section core does not own, as plain data for its owner to validate."""
+        extra = self.model_extra or {}
+        value = extra.get(name, {})
+        if not isinstance(value, dict):
+            raise UserError(f"{self.path}: [{name}] must be a table")
+        return value
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {file} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{file}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate({**data, "path": file})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise UserError(f"{file}: {problems}") from None

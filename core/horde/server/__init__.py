@@ -1,0 +1,1 @@
+"""The embedded, horde-compatible local horde (being built)."""

@@ -1,0 +1,1 @@
+"""Persistence: users, identities, encrypted keys, generations, processed events (being built)."""
