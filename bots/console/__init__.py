@@ -1,0 +1,1 @@
+"""The console adapter: the terminal as a platform, and the reference implementation."""
