@@ -80,11 +80,19 @@ class AckKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The core's immediate answer: accepted (stored durably), a duplicate, or an error line."""
+    """The core's immediate answer: accepted (stored durably), a duplicate, or an error line.
+
+    One command may start several generations (a category drawn into distinct styles).
+    """
 
     kind: AckKind
     message: str = ""
-    generation_id: str | None = None
+    generation_ids: tuple[str, ...] = ()
+
+    @property
+    def generation_id(self) -> str | None:
+        """The first generation started, if any."""
+        return self.generation_ids[0] if self.generation_ids else None
 
 
 class Phase(StrEnum):

@@ -98,10 +98,11 @@ class ConsoleAdapter:
             if invocation is None:
                 continue
             ack = await inbox.submit(invocation)
-            answered = ack.generation_id in self._answered
-            if ack.kind is AckKind.ACCEPTED and ack.generation_id and not answered:
-                self._pending.add(ack.generation_id)
-                self._all_answered.clear()
+            if ack.kind is AckKind.ACCEPTED:
+                fresh = set(ack.generation_ids) - self._answered
+                if fresh:
+                    self._pending |= fresh
+                    self._all_answered.clear()
             elif ack.kind is AckKind.REJECTED:
                 self._print(f"error: {ack.message}")
             elif ack.message:

@@ -1,0 +1,419 @@
+"""The generation service: every adapter's one entry point for image commands.
+
+It parses and checks a command, stores it *before* anything is sent to the horde, submits it,
+tracks it with the shared poller, reports throttled progress, keeps the images on disk and delivers
+the reply exactly once, also after a restart (``start`` resumes whatever was in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.blocklist import Blocklist
+from core.contract import Adapter
+from core.errors import UserError
+from core.horde.client import HordeClient
+from core.horde.errors import HordeError, NotFound
+from core.horde.poller import HordePoller, PollProgress
+from core.horde.wire import GenerationInput, RequestStatusStable
+from core.messages import (
+    Ack,
+    AckKind,
+    Action,
+    ImageMeta,
+    Invocation,
+    OutImage,
+    Phase,
+    Progress,
+    Reply,
+    ReplyTarget,
+)
+from core.throttle import Throttle, ThrottleRules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One horde request a command turned into, before it is stored."""
+
+    body: GenerationInput
+    style: str | None = None
+    category: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class RequestPlanner(Protocol):
+    """Turns a command into horde requests (grammar, styles, model reference, channel policy)."""
+
+    def plan(self, invocation: Invocation, *, rng: random.Random) -> list[Planned]:
+        """The requests to send; raises ``UserError`` for input the user must change."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGeneration:
+    """A generation as the store keeps it."""
+
+    id: str
+    platform: str
+    event_id: str
+    user_key: str
+    target: ReplyTarget
+    body: Mapping[str, Any]
+    state: str
+    horde_id: str | None = None
+    style: str | None = None
+    category: str | None = None
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+class GenerationLedger(Protocol):
+    """What the service needs from persistence; every transition is a compare-and-set."""
+
+    async def accept(
+        self, platform: str, event_id: str, generations: Sequence[StoredGeneration]
+    ) -> bool:
+        """Store an event's generations atomically; False when the event was seen before."""
+        ...
+
+    async def mark_submitted(self, generation_id: str, horde_id: str) -> bool: ...
+
+    async def mark_done(self, generation_id: str, result: Mapping[str, Any]) -> bool: ...
+
+    async def mark_failed(self, generation_id: str, error: str) -> bool: ...
+
+    async def mark_delivered(self, generation_id: str, message_id: str) -> bool: ...
+
+    async def in_flight(self) -> list[StoredGeneration]: ...
+
+    async def user_api_key(self, platform: str, user_id: str) -> str | None: ...
+
+    async def last_generation(self, platform: str, user_key: str) -> StoredGeneration | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Knobs of the service that come from config."""
+
+    images_dir: Path
+    progress_interval_s: float = 5.0
+    throttle: ThrottleRules = field(default_factory=ThrottleRules)
+    blocklist: Blocklist = field(default_factory=Blocklist)
+    community_workers: tuple[str, ...] = ()
+
+
+@dataclass
+class _Running:
+    generation: StoredGeneration
+    task: asyncio.Task[None] | None = None
+    last_progress: float = field(default=-1e9)
+
+
+class GenerationService:
+    """Accepts commands from adapters, runs them on the horde, delivers each reply once."""
+
+    def __init__(
+        self,
+        *,
+        ledger: GenerationLedger,
+        horde: HordeClient,
+        poller: HordePoller,
+        planner: RequestPlanner,
+        settings: ServiceSettings,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ledger = ledger
+        self._horde = horde
+        self._poller = poller
+        self._planner = planner
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._throttle = Throttle(settings.throttle, clock=clock)
+        self._adapters: dict[str, Adapter] = {}
+        self._running: dict[str, _Running] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, adapter: Adapter) -> None:
+        """Deliver replies for ``adapter.name`` through this adapter."""
+        self._adapters[adapter.name] = adapter
+        for running in self._running.values():
+            if running.generation.platform == adapter.name and running.task is None:
+                self._spawn(running.generation)
+
+    async def start(self) -> int:
+        """Resume every generation that was in flight when the process stopped; returns how many."""
+        pending = await self._ledger.in_flight()
+        for generation in pending:
+            self._throttle.restore(generation.user_key)
+            self._spawn(generation)
+        if pending:
+            log.info("resumed %d generations", len(pending))
+        return len(pending)
+
+    async def wait_idle(self) -> None:
+        """Return when nothing is in flight."""
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Stop driving generations; what is unfinished stays stored and resumes at next start."""
+        self._closed = True
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- the inbox ------------------------------------------------------------------------
+
+    async def submit(self, invocation: Invocation) -> Ack:
+        """Handle one image command: stored durably and acknowledged, a duplicate, or refused."""
+        user_key = f"{invocation.platform}:{invocation.user.user_id}"
+        try:
+            keyed = await self._ledger.user_api_key(invocation.platform, invocation.user.user_id)
+            planned = self._plan(invocation)
+            self._throttle.admit(user_key, keyed=keyed is not None)
+        except UserError as exc:
+            return Ack(AckKind.REJECTED, str(exc))
+        generations = [
+            StoredGeneration(
+                id=_new_id(self._rng),
+                platform=invocation.platform,
+                event_id=invocation.event_id,
+                user_key=user_key,
+                target=invocation.target,
+                body=plan.body.to_wire(),
+                state="accepted",
+                style=plan.style,
+                category=plan.category,
+            )
+            for plan in planned
+        ]
+        if not await self._ledger.accept(invocation.platform, invocation.event_id, generations):
+            self._throttle.release(user_key)
+            return Ack(AckKind.DUPLICATE)
+        # Admission counted one; every generation holds a slot until it ends.
+        for _ in generations[1:]:
+            self._throttle.restore(user_key)
+        for generation in generations:
+            self._spawn(generation)
+        warnings = sorted({w for plan in planned for w in plan.warnings})
+        return Ack(AckKind.ACCEPTED, "; ".join(warnings), tuple(g.id for g in generations))
+
+    def _plan(self, invocation: Invocation) -> list[Planned]:
+        planned = self._planner.plan(invocation, rng=self._rng)
+        if not planned:
+            raise UserError("nothing to draw: add a prompt")
+        for plan in planned:
+            self._settings.blocklist.check(
+                plan.body.prompt, style=plan.style, models=list(plan.body.models)
+            )
+            if self._settings.community_workers and not plan.body.workers:
+                plan.body.workers = list(self._settings.community_workers)
+        return planned
+
+    # ---- driving one generation -----------------------------------------------------------
+
+    def _spawn(self, generation: StoredGeneration) -> None:
+        running = self._running.setdefault(generation.id, _Running(generation))
+        self._idle.clear()
+        if self._closed or running.task is not None:
+            return
+        if generation.state == "done" and generation.platform not in self._adapters:
+            return  # delivered when its adapter attaches
+        running.task = asyncio.create_task(self._drive(generation), name=f"gen-{generation.id}")
+
+    async def _drive(self, generation: StoredGeneration) -> None:
+        try:
+            await self._advance(generation)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("generation %s failed unexpectedly", generation.id)
+            await self._fail(generation, "something went wrong on our side; please try again")
+        finally:
+            self._finish(generation)
+
+    async def _advance(self, generation: StoredGeneration) -> None:
+        state, horde_id = generation.state, generation.horde_id
+        result = generation.result
+        if state == "failed":
+            await self._deliver(generation, Reply(generation.id, error=generation.error))
+            return
+        if state == "accepted":
+            try:
+                accepted = await self._horde.generate(
+                    GenerationInput.model_validate(generation.body)
+                )
+            except HordeError as exc:
+                await self._fail(generation, exc.user_message)
+                return
+            horde_id = accepted.id
+            await self._ledger.mark_submitted(generation.id, horde_id)
+            state = "submitted"
+        if state == "submitted" and horde_id is not None:
+            try:
+                final = await self._poller.track(horde_id, self._progress_cb(generation))
+            except NotFound:
+                await self._fail(
+                    generation, "the horde forgot this request (it expired); ask again"
+                )
+                return
+            except HordeError as exc:
+                await self._fail(generation, exc.user_message)
+                return
+            result = await self._keep_images(generation, final)
+            if result is None:
+                return
+            await self._ledger.mark_done(generation.id, result)
+        if result is None:
+            await self._fail(generation, "this request was lost on the way; please ask again")
+            return
+        await self._deliver(generation, self._reply(generation, result))
+
+    async def _keep_images(
+        self, generation: StoredGeneration, final: RequestStatusStable
+    ) -> dict[str, Any] | None:
+        if final.faulted or not final.generations:
+            await self._fail(generation, "no worker could finish this request; try again later")
+            return None
+        folder = self._settings.images_dir
+        images = []
+        for index, item in enumerate(final.generations):
+            data = await self._horde.fetch_image(item)
+            path = folder / f"{generation.id}-{index}.webp"
+            await asyncio.to_thread(_write_atomically, path, data)
+            images.append(
+                {
+                    "path": str(path),
+                    "seed": item.seed,
+                    "model": item.model,
+                    "worker": item.worker_name,
+                    "job_id": item.id,
+                    "censored": item.censored,
+                }
+            )
+        return {"images": images, "kudos": final.kudos}
+
+    def _reply(self, generation: StoredGeneration, result: Mapping[str, Any]) -> Reply:
+        body = generation.body
+        prompt = str(body.get("prompt", ""))
+        positive = prompt.split("###", 1)[0].strip()
+        images: list[OutImage] = []
+        metas: list[ImageMeta] = []
+        for item in result.get("images", []):
+            data = Path(item["path"]).read_bytes()
+            alt = f"AI-generated image: {positive}"[:1000]
+            images.append(
+                OutImage(
+                    data=data,
+                    alt_text=alt,
+                    nsfw=bool(body.get("nsfw")),
+                    censored=bool(item.get("censored")),
+                )
+            )
+            metas.append(
+                ImageMeta(
+                    seed=str(item.get("seed", "")),
+                    model=str(item.get("model", "")),
+                    worker=str(item.get("worker", "")),
+                    job_id=str(item.get("job_id", "")),
+                    censored=bool(item.get("censored")),
+                )
+            )
+        first = metas[0] if metas else None
+        censored = sum(1 for m in metas if m.censored)
+        text = f"“{positive}”"
+        if censored:
+            text += f" ({censored} image{'s' if censored > 1 else ''} censored by the horde)"
+        metadata = {
+            "prompt": positive,
+            "style": generation.style,
+            "category": generation.category,
+            "model": first.model if first else "",
+            "seed": first.seed if first else "",
+            "kudos": result.get("kudos"),
+            "worker": first.worker if first else "",
+            "generation_id": generation.id,
+            "images": metas,
+        }
+        return Reply(
+            generation.id,
+            text=text,
+            images=tuple(images),
+            metadata=metadata,
+            actions=(Action.REROLL, Action.VARIATIONS, Action.DELETE),
+        )
+
+    async def _fail(self, generation: StoredGeneration, message: str) -> None:
+        await self._ledger.mark_failed(generation.id, message)
+        await self._deliver(generation, Reply(generation.id, error=message))
+
+    async def _deliver(self, generation: StoredGeneration, reply: Reply) -> None:
+        adapter = self._adapters.get(generation.platform)
+        if adapter is None:
+            log.warning("no %s adapter running; %s waits", generation.platform, generation.id)
+            return
+        message_id = await adapter.send(generation.target, reply)
+        if not await self._ledger.mark_delivered(generation.id, message_id):
+            log.warning("generation %s was already delivered", generation.id)
+
+    def _progress_cb(self, generation: StoredGeneration) -> Callable[[PollProgress], Any]:
+        async def report(progress: PollProgress) -> None:
+            running = self._running.get(generation.id)
+            adapter = self._adapters.get(generation.platform)
+            now = self._clock()
+            if running is None or adapter is None:
+                return
+            if now - running.last_progress < self._settings.progress_interval_s:
+                return
+            running.last_progress = now
+            check = progress.check
+            phase = Phase.PROCESSING if progress.phase == "processing" else Phase.WAITING
+            total = check.finished + check.processing + check.waiting + check.restarted
+            await adapter.show_progress(
+                generation.target,
+                Progress(
+                    generation_id=generation.id,
+                    phase=phase,
+                    queue_position=check.queue_position,
+                    wait_time=check.wait_time,
+                    finished=check.finished,
+                    total=max(total, 1),
+                ),
+            )
+
+        return report
+
+    def _finish(self, generation: StoredGeneration) -> None:
+        running = self._running.pop(generation.id, None)
+        if running is not None and running.task is not None:
+            self._throttle.release(generation.user_key)
+        if not self._running:
+            self._idle.set()
+
+
+def _new_id(rng: random.Random) -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
