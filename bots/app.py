@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module exposes register(subparsers); imported lazily so `hordebot payload` starts fast.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("worker_node.cli", "bots.cli.styles", "bots.cli.horde")
 
 
 def build_parser() -> argparse.ArgumentParser:
