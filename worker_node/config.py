@@ -29,6 +29,10 @@ class ServedModel(BaseModel):
     name: str = Field(min_length=1, description="horde model name, e.g. 'Deliberate'")
     path: str = Field(min_length=1, description="a single .safetensors file or a diffusers folder")
     baseline: Literal["stable diffusion 1", "stable_diffusion_xl"] = "stable diffusion 1"
+    config: str | None = Field(
+        default=None,
+        description="for a single file: a diffusers folder of the same architecture (configs)",
+    )
 
     @field_validator("path")
     @classmethod
@@ -65,8 +69,24 @@ class WorkerConfig(BaseModel):
     cache_dir: str = "var/worker-cache"
     civitai_url: str = "https://civitai.com"
     civitai_token_env: str = "HORDEBOT_CIVITAI_TOKEN"  # noqa: S105 - the name of a variable
-    safety_model: str | None = None
+    safety_model: str | None = Field(
+        default=None, description="a local transformers image-classification (NSFW) model folder"
+    )
+    safety_threshold: float = Field(default=0.5, gt=0, le=1)
+    asset_failure: Literal["fault", "skip"] = Field(
+        default="fault", description="a LoRA/TI that cannot be used faults the job, or is skipped"
+    )
+    pause_after_faults: int = Field(default=3, ge=1, le=100)
+    fault_pause_s: float = Field(default=180.0, ge=0)
+    stats_interval_s: float = Field(default=60.0, gt=0)
     device: str | None = None
+
+    @field_validator("horde_url", "civitai_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @property
     def max_pixels(self) -> int:
