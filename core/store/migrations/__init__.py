@@ -1,0 +1,1 @@
+"""Alembic migration scripts for the store (run by ``core.store.migrate``, not imported)."""
