@@ -35,25 +35,16 @@ from core.messages import (
     Reply,
     ReplyTarget,
 )
+from core.payload import BuiltRequest
 from core.throttle import Throttle, ThrottleRules
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """One horde request a command turned into, before it is stored."""
-
-    body: GenerationInput
-    style: str | None = None
-    category: str | None = None
-    warnings: tuple[str, ...] = ()
-
-
 class RequestPlanner(Protocol):
     """Turns a command into horde requests (grammar, styles, model reference, channel policy)."""
 
-    def plan(self, invocation: Invocation, *, rng: random.Random) -> list[Planned]:
+    def plan(self, invocation: Invocation, *, rng: random.Random) -> list[BuiltRequest]:
         """The requests to send; raises ``UserError`` for input the user must change."""
         ...
 
@@ -213,7 +204,7 @@ class GenerationService:
         warnings = sorted({w for plan in planned for w in plan.warnings})
         return Ack(AckKind.ACCEPTED, "; ".join(warnings), tuple(g.id for g in generations))
 
-    def _plan(self, invocation: Invocation) -> list[Planned]:
+    def _plan(self, invocation: Invocation) -> list[BuiltRequest]:
         planned = self._planner.plan(invocation, rng=self._rng)
         if not planned:
             raise UserError("nothing to draw: add a prompt")
@@ -255,9 +246,8 @@ class GenerationService:
             return
         if state == "accepted":
             try:
-                accepted = await self._horde.generate(
-                    GenerationInput.model_validate(generation.body)
-                )
+                client = await self._client_for(generation)
+                accepted = await client.generate(GenerationInput.model_validate(generation.body))
             except HordeError as exc:
                 await self._fail(generation, exc.user_message)
                 return
@@ -283,6 +273,12 @@ class GenerationService:
             await self._fail(generation, "this request was lost on the way; please ask again")
             return
         await self._deliver(generation, self._reply(generation, result))
+
+    async def _client_for(self, generation: StoredGeneration) -> HordeClient:
+        """A user's own key when they stored one (their kudos, their priority), else the bot's."""
+        platform, _, user_id = generation.user_key.partition(":")
+        key = await self._ledger.user_api_key(platform, user_id)
+        return self._horde.with_key(key) if key else self._horde
 
     async def _keep_images(
         self, generation: StoredGeneration, final: RequestStatusStable
