@@ -13,7 +13,13 @@ import sys
 from collections.abc import Sequence
 
 # Each module exposes register(subparsers); imported lazily so `hordebot payload` starts fast.
-_COMMAND_MODULES: tuple[str, ...] = ("worker_node.cli", "bots.cli.styles", "bots.cli.horde")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "worker_node.cli",
+    "bots.cli.styles",
+    "bots.cli.horde",
+    "bots.cli.payload",
+    "bots.cli.run",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

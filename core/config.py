@@ -55,6 +55,39 @@ class HordeConfig(Section):
     embedded_db: str = "sqlite:///var/horde.db"
 
 
+class StoreConfig(Section):
+    """Where the bot keeps its state; SQLite by default, PostgreSQL by URL for scale."""
+
+    url: str = "sqlite:///var/hordebot.db"
+    # The key that seals users' horde API keys: from this env var, else this 0600 file.
+    key_env: str = "HORDEBOT_SECRET_KEY"
+    key_file: str = "var/secret.key"
+    images_dir: str = "var/images"
+
+
+class PolicyConfig(Section):
+    """What members may ask for, and how often."""
+
+    cooldown_seconds: float = Field(default=10.0, ge=0)
+    max_concurrent: int = Field(default=2, ge=1)
+    keyed_cooldown_seconds: float = Field(default=0.0, ge=0)
+    keyed_max_concurrent: int = Field(default=5, ge=1)
+    blocked_words: tuple[str, ...] = ()
+    blocked_patterns: tuple[str, ...] = ()
+    blocked_styles: tuple[str, ...] = ()
+    blocked_models: tuple[str, ...] = ()
+    progress_interval_seconds: float = Field(default=5.0, ge=0)
+    default_style: str | None = None
+    default_model: str | None = None
+
+
+class CommunityConfig(Section):
+    """The community's own workers: requests go to them first, then to the whole horde."""
+
+    workers: tuple[str, ...] = ()
+    fallback_after_seconds: float = Field(default=120.0, ge=0)
+
+
 class Config(BaseModel):
     """The whole file: core sections typed, the rest kept raw for their owners."""
 
@@ -63,6 +96,9 @@ class Config(BaseModel):
     horde: HordeConfig = HordeConfig()
     styles: StylesConfig = StylesConfig()
     models: ModelsConfig = ModelsConfig()
+    store: StoreConfig = StoreConfig()
+    policy: PolicyConfig = PolicyConfig()
+    community: CommunityConfig = CommunityConfig()
     path: Path | None = None
 
     def raw_section(self, name: str) -> dict[str, Any]:

@@ -76,6 +76,10 @@ class GenerationLedger(Protocol):
         """Store an event's generations atomically; False when the event was seen before."""
         ...
 
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """Record an event with no generation; False when it was seen before."""
+        ...
+
     async def mark_submitted(self, generation_id: str, horde_id: str) -> bool: ...
 
     async def mark_done(self, generation_id: str, result: Mapping[str, Any]) -> bool: ...
@@ -106,6 +110,7 @@ class ServiceSettings:
 class _Running:
     generation: StoredGeneration
     task: asyncio.Task[None] | None = None
+    horde_id: str | None = None
     last_progress: float = field(default=-1e9)
 
 
@@ -178,7 +183,19 @@ class GenerationService:
             planned = self._plan(invocation)
             self._throttle.admit(user_key, keyed=keyed is not None)
         except UserError as exc:
-            return Ack(AckKind.REJECTED, str(exc))
+            return await self._refuse(invocation, str(exc))
+        return await self.submit_planned(invocation, planned, user_key=user_key)
+
+    async def _refuse(self, invocation: Invocation, message: str) -> Ack:
+        # A refusal is a reply too: claim the event so a redelivery gets no second one.
+        if not await self._ledger.claim_event(invocation.platform, invocation.event_id):
+            return Ack(AckKind.DUPLICATE)
+        return Ack(AckKind.REJECTED, message)
+
+    async def submit_planned(
+        self, invocation: Invocation, planned: Sequence[BuiltRequest], *, user_key: str
+    ) -> Ack:
+        """Store and start requests already planned (a reroll reuses a stored body)."""
         generations = [
             StoredGeneration(
                 id=_new_id(self._rng),
@@ -215,6 +232,24 @@ class GenerationService:
             if self._settings.community_workers and not plan.body.workers:
                 plan.body.workers = list(self._settings.community_workers)
         return planned
+
+    def in_flight_for(self, user_key: str) -> list[str]:
+        """The generation ids of one user (``platform:user id``) still running, oldest first."""
+        return [g for g, r in self._running.items() if r.generation.user_key == user_key]
+
+    async def cancel(self, generation_id: str) -> str:
+        """Stop a generation at the horde; what finished so far is still delivered."""
+        running = self._running.get(generation_id)
+        if running is None:
+            raise UserError("nothing to cancel: that request has already finished")
+        horde_id = running.horde_id or running.generation.horde_id
+        if horde_id is None:
+            raise UserError("that request is still being sent to the horde; try again in a moment")
+        try:
+            await self._poller.cancel(horde_id)
+        except HordeError as exc:
+            raise UserError(exc.user_message) from None
+        return generation_id
 
     # ---- driving one generation -----------------------------------------------------------
 
@@ -253,6 +288,8 @@ class GenerationService:
                 return
             horde_id = accepted.id
             await self._ledger.mark_submitted(generation.id, horde_id)
+            if (running := self._running.get(generation.id)) is not None:
+                running.horde_id = horde_id
             state = "submitted"
         if state == "submitted" and horde_id is not None:
             try:

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PUBLIC_HORDE = "https://aihorde.net/api"
+EMBEDDED_HORDE = "embedded"
+HORDE_URL_ENV = "HORDEBOT_WORKER_HORDE_URL"
 BRIDGE_NAME = "hordebot-worker"
 
 
@@ -29,6 +31,8 @@ class ServedModel(BaseModel):
     name: str = Field(min_length=1, description="horde model name, e.g. 'Deliberate'")
     path: str = Field(min_length=1, description="a single .safetensors file or a diffusers folder")
     baseline: Literal["stable diffusion 1", "stable_diffusion_xl"] = "stable diffusion 1"
+    # Build a tiny random-weight model at `path` when it is missing (offline demos and tests).
+    tiny: bool = False
     config: str | None = Field(
         default=None,
         description="for a single file: a diffusers folder of the same architecture (configs)",
@@ -49,6 +53,8 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Whether `hordebot run` starts this worker beside the bots.
+    enabled: bool = False
     name: str = Field(default="hordebot-worker", min_length=1, max_length=100)
     api_key_env: str = "HORDEBOT_WORKER_API_KEY"
     horde_url: str = PUBLIC_HORDE
@@ -84,6 +90,9 @@ class WorkerConfig(BaseModel):
     @field_validator("horde_url", "civitai_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # "embedded": the horde that `hordebot run` starts; it passes the URL at start.
+        if value == EMBEDDED_HORDE:
+            return value
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
@@ -103,9 +112,17 @@ class WorkerConfig(BaseModel):
 
 
 def parse_worker_config(section: object, origin: str = "<config>") -> WorkerConfig:
-    """Validate a ``[worker]`` table; every problem is reported, each with its key."""
+    """Validate a ``[worker]`` table; every problem is reported, each with its key.
+
+    ``$HORDEBOT_WORKER_HORDE_URL`` replaces ``horde_url``: the composition root uses it to point a
+    worker at the embedded horde, whose port is known only once it runs.
+    """
+    values = dict(section) if isinstance(section, dict) else section
+    override = os.environ.get(HORDE_URL_ENV)
+    if override and isinstance(values, dict):
+        values["horde_url"] = override
     try:
-        return WorkerConfig.model_validate(section or {})
+        return WorkerConfig.model_validate(values or {})
     except ValidationError as exc:
         problems = "; ".join(
             f"worker.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -46,6 +46,10 @@ class StoreLedger:
             )
         return await self._store.accept(platform, event_id, new) is not None
 
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """Record an event that started no generation; False when seen before."""
+        return await self._store.claim_event(platform, event_id)
+
     async def mark_submitted(self, generation_id: str, horde_id: str) -> bool:
         """accepted → submitted."""
         return await self._store.mark_submitted(generation_id, horde_id)
