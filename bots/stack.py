@@ -15,14 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.planner import CatalogPlanner
-
 from core.blocklist import Blocklist
 from core.config import Config
 from core.errors import UserError
 from core.horde.client import HordeClient
 from core.horde.poller import HordePoller
 from core.horde.wire import ANON_API_KEY
+from core.planner import CatalogPlanner
 from core.service import GenerationService, ServiceSettings
 from core.store import SecretBox, Store
 from core.store.ledger import StoreLedger
@@ -76,9 +75,9 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
             )
             await stack.enter_async_context(embedded)
             horde_url = embedded.url
-            bot_key = await embedded.horde.issue_key(BOT_USER, kudos=BOT_KUDOS)
+            bot_key = await embedded.issue_key(BOT_USER, kudos=BOT_KUDOS)
             if worker_config.enabled:
-                worker_key = await embedded.horde.issue_key(LOCAL_WORKER_USER)
+                worker_key = await embedded.issue_key(LOCAL_WORKER_USER)
 
         _make_parent(config.store.url)
         box = SecretBox.from_env_or_file(config.store.key_file)

@@ -8,6 +8,7 @@ the reply exactly once, also after a restart (``start`` resumes whatever was in 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -20,9 +21,9 @@ from core.blocklist import Blocklist
 from core.contract import Adapter
 from core.errors import UserError
 from core.horde.client import HordeClient
-from core.horde.errors import HordeError, NotFound
+from core.horde.errors import HordeError, NotFound, TooManyPrompts
 from core.horde.poller import HordePoller, PollProgress
-from core.horde.wire import GenerationInput, RequestStatusStable
+from core.horde.wire import GenerationInput, RequestAsync, RequestStatusStable
 from core.messages import (
     Ack,
     AckKind,
@@ -104,6 +105,10 @@ class ServiceSettings:
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     blocklist: Blocklist = field(default_factory=Blocklist)
     community_workers: tuple[str, ...] = ()
+    # While the horde has too many of our images waiting, submit again after this (growing).
+    busy_retry_s: float = 5.0
+    # Outages (5xx, timeouts after the client's own retries) are retried this many times.
+    transient_attempts: int = 5
 
 
 @dataclass
@@ -280,11 +285,8 @@ class GenerationService:
             await self._deliver(generation, Reply(generation.id, error=generation.error))
             return
         if state == "accepted":
-            try:
-                client = await self._client_for(generation)
-                accepted = await client.generate(GenerationInput.model_validate(generation.body))
-            except HordeError as exc:
-                await self._fail(generation, exc.user_message)
+            accepted = await self._submit_when_possible(generation)
+            if accepted is None:
                 return
             horde_id = accepted.id
             await self._ledger.mark_submitted(generation.id, horde_id)
@@ -310,6 +312,27 @@ class GenerationService:
             await self._fail(generation, "this request was lost on the way; please ask again")
             return
         await self._deliver(generation, self._reply(generation, result))
+
+    async def _submit_when_possible(self, generation: StoredGeneration) -> RequestAsync | None:
+        """Submit; while the horde says "too many waiting" or is briefly down, wait and retry.
+
+        The request stays stored as accepted meanwhile, so a restart resumes the wait too.
+        """
+        body = GenerationInput.model_validate(generation.body)
+        for attempt in itertools.count(1):
+            try:
+                client = await self._client_for(generation)
+                return await client.generate(body)
+            except TooManyPrompts:
+                delay = min(self._settings.busy_retry_s * attempt, 30.0)
+            except HordeError as exc:
+                if not exc.transient or attempt >= self._settings.transient_attempts:
+                    await self._fail(generation, exc.user_message)
+                    return None
+                delay = exc.retry_after or min(2.0**attempt, 60.0)
+            log.info("generation %s waits %.0f s before submitting again", generation.id, delay)
+            await asyncio.sleep(delay)
+        return None
 
     async def _client_for(self, generation: StoredGeneration) -> HordeClient:
         """A user's own key when they stored one (their kudos, their priority), else the bot's."""

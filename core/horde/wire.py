@@ -413,3 +413,24 @@ class ErrorBody(_Response):
     message: str
     rc: str | None = None
     errors: dict[str, str] | None = None
+
+
+class WorkerDetails(_Response):
+    """One worker of ``GET /v2/workers`` (``/v2/workers/{id}``): who serves, and what it earned."""
+
+    id: str
+    name: str
+    type: str = "image"
+    online: bool = False
+    requests_fulfilled: int = 0
+    kudos_rewards: float = 0.0
+    uptime: int = 0
+    models: list[str] = Field(default_factory=list)
+    nsfw: bool = False
+    max_pixels: int = 0
+    threads: int = 1
+    trusted: bool = False
+    bridge_agent: str = ""
+    img2img: bool | None = None
+    painting: bool | None = None
+    lora: bool | None = None
