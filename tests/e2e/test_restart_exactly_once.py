@@ -72,9 +72,7 @@ def _stored(db: Path) -> int:
         return 0
     with sqlite3.connect(db) as conn:
         try:
-            row = conn.execute(
-                "select count(*) from generations"
-            ).fetchone()
+            row = conn.execute("select count(*) from generations").fetchone()
         except sqlite3.OperationalError:
             return 0
     return int(row[0])
@@ -119,7 +117,9 @@ def test_sigkill_with_50_in_flight_then_restart_replies_exactly_once(tmp_path: P
     config = write_stack_config(tmp_path)
     bot_db = tmp_path / "var" / "hordebot.db"
     first = _hordebot("run", "--config", str(config), cwd=tmp_path, stdin=subprocess.PIPE)
-    assert first.stdin is not None and first.stdout is not None and first.stderr is not None
+    assert first.stdin is not None
+    assert first.stdout is not None
+    assert first.stderr is not None
     first_out, first_err = _Lines(first.stdout), _Lines(first.stderr)
     for index in range(REQUESTS):
         first.stdin.write(f"draw me lighthouse number {index} --steps 4\n")
@@ -145,7 +145,8 @@ def test_sigkill_with_50_in_flight_then_restart_replies_exactly_once(tmp_path: P
     worker_key = added.stdout.strip().splitlines()[-1]
 
     second = _hordebot("run", "--config", str(config), cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert second.stdout is not None and second.stderr is not None
+    assert second.stdout is not None
+    assert second.stderr is not None
     second_out, second_err = _Lines(second.stdout), _Lines(second.stderr)
     url = second_err.wait_for(r"horde listening on (\S+)", timeout=60).group(1)
     jobs = _play_worker(url, worker_key, REQUESTS, timeout=120)
