@@ -21,6 +21,7 @@ from core.errors import UserError
 from core.horde.client import HordeClient
 from core.horde.poller import HordePoller
 from core.horde.wire import ANON_API_KEY
+from core.inbox import CommandInbox
 from core.planner import CatalogPlanner
 from core.service import GenerationService, ServiceSettings
 from core.store import SecretBox, Store
@@ -47,6 +48,7 @@ class Stack:
     poller: HordePoller
     store: Store
     service: GenerationService
+    inbox: CommandInbox
     worker: asyncio.subprocess.Process | None = None
 
 
@@ -121,7 +123,14 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
         if with_worker and worker_config.enabled:
             process = await _start_worker(config, worker_config, horde_url, worker_key)
             stack.push_async_callback(_stop_worker, process)
-        yield Stack(config, horde_url, client, poller, store, service, process)
+        inbox = CommandInbox(
+            service=service,
+            catalog=planner.catalog,
+            store=store,
+            horde=client,
+            community_workers=config.community.workers,
+        )
+        yield Stack(config, horde_url, client, poller, store, service, inbox, process)
 
 
 async def _start_worker(

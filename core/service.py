@@ -116,6 +116,7 @@ class _Running:
     generation: StoredGeneration
     task: asyncio.Task[None] | None = None
     horde_id: str | None = None
+    cancelled: bool = False
     last_progress: float = field(default=-1e9)
 
 
@@ -189,7 +190,7 @@ class GenerationService:
             self._throttle.admit(user_key, keyed=keyed is not None)
         except UserError as exc:
             return await self._refuse(invocation, str(exc))
-        return await self.submit_planned(invocation, planned, user_key=user_key)
+        return await self._store_and_start(invocation, planned, user_key=user_key)
 
     async def _refuse(self, invocation: Invocation, message: str) -> Ack:
         # A refusal is a reply too: claim the event so a redelivery gets no second one.
@@ -200,7 +201,20 @@ class GenerationService:
     async def submit_planned(
         self, invocation: Invocation, planned: Sequence[BuiltRequest], *, user_key: str
     ) -> Ack:
-        """Store and start requests already planned (a reroll reuses a stored body)."""
+        """Store and start requests already planned (a reroll reuses a stored body).
+
+        They pass the same cooldown and concurrency cap as a fresh command.
+        """
+        try:
+            keyed = await self._ledger.user_api_key(invocation.platform, invocation.user.user_id)
+            self._throttle.admit(user_key, keyed=keyed is not None)
+        except UserError as exc:
+            return await self._refuse(invocation, str(exc))
+        return await self._store_and_start(invocation, planned, user_key=user_key)
+
+    async def _store_and_start(
+        self, invocation: Invocation, planned: Sequence[BuiltRequest], *, user_key: str
+    ) -> Ack:
         generations = [
             StoredGeneration(
                 id=_new_id(self._rng),
@@ -250,9 +264,11 @@ class GenerationService:
         horde_id = running.horde_id or running.generation.horde_id
         if horde_id is None:
             raise UserError("that request is still being sent to the horde; try again in a moment")
+        running.cancelled = True
         try:
             await self._poller.cancel(horde_id)
         except HordeError as exc:
+            running.cancelled = False
             raise UserError(exc.user_message) from None
         return generation_id
 
@@ -344,7 +360,11 @@ class GenerationService:
         self, generation: StoredGeneration, final: RequestStatusStable
     ) -> dict[str, Any] | None:
         if final.faulted or not final.generations:
-            await self._fail(generation, "no worker could finish this request; try again later")
+            running = self._running.get(generation.id)
+            if running is not None and running.cancelled:
+                await self._fail(generation, "cancelled at your request before any image was done")
+            else:
+                await self._fail(generation, "no worker could finish this request; try again later")
             return None
         folder = self._settings.images_dir
         images = []

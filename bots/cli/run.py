@@ -93,7 +93,7 @@ async def _run_async(config_path: str | None, text: str | None, out: str | None)
         resumed = await stack.service.start()
         if resumed:
             print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
-        await console.start(stack.service)
+        await console.start(stack.inbox)
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
