@@ -566,6 +566,9 @@ async def test_a_refused_upload_is_an_upload_failure() -> None:
 
 async def test_the_api_key_is_never_logged_nor_shown(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # The CLI quiets these loggers; a test that ran it earlier in this process must not hide them.
+    for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
     script = Script(
         horde_error(429, None, "2 per 1 second", **{"Retry-After": "1"}),
         httpx.ReadTimeout("slow"),

@@ -144,6 +144,9 @@ async def test_retry_after_seconds_is_honoured(
     flaky_horde: FlakyHorde, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # The CLI quiets these loggers; a test that ran it earlier in this process must not hide them.
+    for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
     waits = Waits()
     async with client_for(flaky_horde, waits) as client:
         check = await client.check("limited-seconds")
