@@ -109,6 +109,7 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
                 models=policy.blocked_models,
             ),
             community_workers=config.community.workers,
+            community_fallback_s=config.community.fallback_after_seconds,
         )
         service = GenerationService(
             ledger=StoreLedger(store),

@@ -83,6 +83,10 @@ class GenerationLedger(Protocol):
 
     async def mark_submitted(self, generation_id: str, horde_id: str) -> bool: ...
 
+    async def requeue(self, generation_id: str) -> bool:
+        """submitted → accepted, to submit it again elsewhere."""
+        ...
+
     async def mark_done(self, generation_id: str, result: Mapping[str, Any]) -> bool: ...
 
     async def mark_failed(self, generation_id: str, error: str) -> bool: ...
@@ -105,6 +109,8 @@ class ServiceSettings:
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     blocklist: Blocklist = field(default_factory=Blocklist)
     community_workers: tuple[str, ...] = ()
+    # A request for the community's workers goes to the whole horde past this wait estimate.
+    community_fallback_s: float = 120.0
     # While the horde has too many of our images waiting, submit again after this (growing).
     busy_retry_s: float = 5.0
     # Outages (5xx, timeouts after the client's own retries) are retried this many times.
@@ -117,6 +123,7 @@ class _Running:
     task: asyncio.Task[None] | None = None
     horde_id: str | None = None
     cancelled: bool = False
+    fallback: bool = False
     last_progress: float = field(default=-1e9)
 
 
@@ -144,6 +151,9 @@ class GenerationService:
         self._throttle = Throttle(settings.throttle, clock=clock)
         self._adapters: dict[str, Adapter] = {}
         self._running: dict[str, _Running] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._online_workers: dict[str, str] = {}
+        self._workers_seen_at = -1e9
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -320,6 +330,20 @@ class GenerationService:
             except HordeError as exc:
                 await self._fail(generation, exc.user_message)
                 return
+            running = self._running.get(generation.id)
+            if running is not None and running.fallback and not final.generations:
+                # The community's workers were too slow: the whole horde gets it instead.
+                await self._ledger.requeue(generation.id)
+                accepted = await self._submit_when_possible(generation, whole_horde=True)
+                if accepted is None:
+                    return
+                await self._ledger.mark_submitted(generation.id, accepted.id)
+                running.horde_id = accepted.id
+                try:
+                    final = await self._poller.track(accepted.id, self._progress_cb(generation))
+                except HordeError as exc:
+                    await self._fail(generation, exc.user_message)
+                    return
             result = await self._keep_images(generation, final)
             if result is None:
                 return
@@ -329,12 +353,18 @@ class GenerationService:
             return
         await self._deliver(generation, self._reply(generation, result))
 
-    async def _submit_when_possible(self, generation: StoredGeneration) -> RequestAsync | None:
+    async def _submit_when_possible(
+        self, generation: StoredGeneration, *, whole_horde: bool = False
+    ) -> RequestAsync | None:
         """Submit; while the horde says "too many waiting" or is briefly down, wait and retry.
 
-        The request stays stored as accepted meanwhile, so a restart resumes the wait too.
+        The request stays stored as accepted meanwhile, so a restart resumes the wait too. A
+        request for the community's workers goes to the whole horde when none of them is online.
         """
         body = GenerationInput.model_validate(generation.body)
+        if body.workers:
+            # Config names workers by id or name; the horde takes the ids of online ones.
+            body.workers = [] if whole_horde else await self._online_community(body.workers)
         for attempt in itertools.count(1):
             try:
                 client = await self._client_for(generation)
@@ -349,6 +379,24 @@ class GenerationService:
             log.info("generation %s waits %.0f s before submitting again", generation.id, delay)
             await asyncio.sleep(delay)
         return None
+
+    async def _online_community(self, wanted: Sequence[str]) -> list[str]:
+        """The ids of the named workers (by id or name) that are online; the list is cached."""
+        now = self._clock()
+        if now - self._workers_seen_at > 30.0:
+            try:
+                rows = await self._horde.workers()
+            except HordeError:
+                rows = []
+            self._online_workers = {
+                str(value): str(row["id"])
+                for row in rows
+                if row.get("online") and row.get("id")
+                for value in (row.get("id"), row.get("name"))
+                if value
+            }
+            self._workers_seen_at = now
+        return sorted({self._online_workers[w] for w in wanted if w in self._online_workers})
 
     async def _client_for(self, generation: StoredGeneration) -> HordeClient:
         """A user's own key when they stored one (their kudos, their priority), else the bot's."""
@@ -452,7 +500,10 @@ class GenerationService:
             running = self._running.get(generation.id)
             adapter = self._adapters.get(generation.platform)
             now = self._clock()
-            if running is None or adapter is None:
+            if running is None:
+                return
+            self._maybe_fall_back(generation, running, progress)
+            if adapter is None:
                 return
             if now - running.last_progress < self._settings.progress_interval_s:
                 return
@@ -473,6 +524,25 @@ class GenerationService:
             )
 
         return report
+
+    def _maybe_fall_back(
+        self, generation: StoredGeneration, running: _Running, progress: PollProgress
+    ) -> None:
+        """Past the wait threshold with nothing started, stop waiting for the community."""
+        check = progress.check
+        if (
+            running.fallback
+            or not generation.body.get("workers")
+            or check.processing
+            or check.finished
+            or check.wait_time <= self._settings.community_fallback_s
+        ):
+            return
+        running.fallback = True
+        log.info("generation %s: community workers too slow, asking the whole horde", generation.id)
+        task = asyncio.create_task(self._poller.cancel(progress.request_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _finish(self, generation: StoredGeneration) -> None:
         running = self._running.pop(generation.id, None)

@@ -54,6 +54,10 @@ class StoreLedger:
         """accepted → submitted."""
         return await self._store.mark_submitted(generation_id, horde_id)
 
+    async def requeue(self, generation_id: str) -> bool:
+        """submitted → accepted."""
+        return await self._store.requeue(generation_id)
+
     async def mark_done(self, generation_id: str, result: Mapping[str, Any]) -> bool:
         """submitted → done; the result's ``kudos`` is kept in its own column too."""
         kudos = result.get("kudos")
