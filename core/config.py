@@ -110,6 +110,13 @@ class Config(BaseModel):
         return value
 
 
+# Sections core validates, plus those their owners validate (adapters, the worker).
+_KNOWN_SECTIONS = frozenset(
+    {"horde", "styles", "models", "store", "policy", "community"}
+    | {"console", "worker", "discord", "mastodon", "lemmy", "reddit", "challenges"}
+)
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read and validate a config file; ``None`` gives the defaults."""
     if path is None:
@@ -121,6 +128,12 @@ def load_config(path: str | Path | None) -> Config:
         raise UserError(f"config file {file} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{file}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _KNOWN_SECTIONS)
+    if unknown:
+        raise UserError(
+            f"{file}: unknown section(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_KNOWN_SECTIONS))}"
+        )
     try:
         return Config.model_validate({**data, "path": file})
     except ValidationError as exc:
