@@ -109,6 +109,8 @@ class ServiceSettings:
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     blocklist: Blocklist = field(default_factory=Blocklist)
     community_workers: tuple[str, ...] = ()
+    # Generations driven at once; the rest wait their turn, already stored.
+    max_active: int = 200
     # A request for the community's workers goes to the whole horde past this wait estimate.
     community_fallback_s: float = 120.0
     # While the horde has too many of our images waiting, submit again after this (growing).
@@ -152,6 +154,7 @@ class GenerationService:
         self._adapters: dict[str, Adapter] = {}
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._active = asyncio.Semaphore(settings.max_active)
         self._online_workers: dict[str, str] = {}
         self._workers_seen_at = -1e9
         self._idle = asyncio.Event()
@@ -239,7 +242,14 @@ class GenerationService:
             )
             for plan in planned
         ]
-        if not await self._ledger.accept(invocation.platform, invocation.event_id, generations):
+        try:
+            fresh = await self._ledger.accept(invocation.platform, invocation.event_id, generations)
+        except Exception:
+            # Nothing was stored, so nothing is lost: the user can simply ask again.
+            log.exception("could not store event %s", invocation.event_id)
+            self._throttle.release(user_key)
+            return Ack(AckKind.REJECTED, "the bot is busy right now; please try again shortly")
+        if not fresh:
             self._throttle.release(user_key)
             return Ack(AckKind.DUPLICATE)
         # Admission counted one; every generation holds a slot until it ends.
@@ -295,7 +305,9 @@ class GenerationService:
 
     async def _drive(self, generation: StoredGeneration) -> None:
         try:
-            await self._advance(generation)
+            # A burst waits here, stored, instead of crowding the horde client and the database.
+            async with self._active:
+                await self._advance(generation)
         except asyncio.CancelledError:
             raise
         except Exception:

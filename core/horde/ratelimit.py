@@ -98,6 +98,9 @@ class RateLimiter:
     clock: Clock = _running_loop_time
     sleep: Sleep = asyncio.sleep
     safety: float = 1.1
+    # Absolute slack on top: a request leaves some time after its slot is booked (a busy loop,
+    # network jitter), and the horde counts arrivals in fixed windows.
+    slack_s: float = 0.25
     _slots: dict[Hashable, _Slots] = field(default_factory=dict)
     _reservations: int = 0
 
@@ -111,7 +114,7 @@ class RateLimiter:
             slots = self._slots.get(key)
             return max(0.0, slots.blocked_until - now) if slots else 0.0
         longest = max(rate.count for rate in rates)
-        horizon = max(rate.period_s for rate in rates) * self.safety
+        horizon = max(rate.period_s for rate in rates) * self.safety + self.slack_s
         slots = self._slots.get(key)
         if slots is None or (slots.grants.maxlen or 0) < longest:
             old = slots.grants if slots is not None else ()
@@ -122,7 +125,7 @@ class RateLimiter:
         grants = slots.grants
         for rate in rates:
             if len(grants) >= rate.count:
-                at = max(at, grants[-rate.count] + rate.period_s * self.safety)
+                at = max(at, grants[-rate.count] + rate.period_s * self.safety + self.slack_s)
         grants.append(at)
         return at - now
 

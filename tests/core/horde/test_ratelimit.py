@@ -93,10 +93,18 @@ def test_async_limits_are_the_published_ones() -> None:
 
 def test_burst_is_spread_at_the_allowed_pace_not_slower() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock, clock.sleep, safety=1.1)
+    limiter = RateLimiter(clock, clock.sleep, safety=1.1, slack_s=0.0)
     start = clock.now
     times = grants(limiter, clock, "async", (per_second(2),), [0.0] * 6)
     assert [round(t - start, 6) for t in times] == [0.0, 0.0, 1.1, 1.1, 2.2, 2.2]
+
+
+def test_default_slack_keeps_late_sends_inside_the_horde_windows() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock, clock.sleep)
+    start = clock.now
+    times = grants(limiter, clock, "async", (per_second(2),), [0.0] * 4)
+    assert [round(t - start, 6) for t in times] == [0.0, 0.0, 1.35, 1.35]
 
 
 def test_keys_do_not_share_slots() -> None:
@@ -109,7 +117,7 @@ def test_keys_do_not_share_slots() -> None:
 
 async def test_acquire_sleeps_until_the_slot() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock, clock.sleep, safety=1.0)
+    limiter = RateLimiter(clock, clock.sleep, safety=1.0, slack_s=0.0)
     for _ in range(3):
         await limiter.acquire("status", (per_minute(2),))
     assert clock.slept == [60.0]
