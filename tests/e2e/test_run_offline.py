@@ -55,3 +55,34 @@ def test_piped_dream_prints_the_path_of_a_valid_webp_and_console_commands_answer
     assert any("dream" in line for line in out), "help lists the dream command"
     assert any("stylepunks (51)" in line for line in out), "the stylepunks category is listed"
     assert any(line.startswith("error:") and "nosuch" in line for line in out)
+
+
+def test_dream_command_generates_once_and_prints_the_image_path(tmp_path: Path) -> None:
+    config = write_stack_config(tmp_path, worker=WORKER.format(var=tmp_path / "var"))
+    out_dir = tmp_path / "pictures"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bots.app",
+            "dream",
+            "a lighthouse at dawn --steps 2 --n 2",
+            "--config",
+            str(config),
+            "--out",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    paths = [Path(line) for line in done.stdout.splitlines() if line.endswith(".webp")]
+    assert len(paths) == 2
+    assert all(path.parent == out_dir for path in paths)
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "WEBP"
