@@ -103,6 +103,9 @@ class ConsoleAdapter:
                 if fresh:
                     self._pending |= fresh
                     self._all_answered.clear()
+                if ack.message:
+                    # Warnings, such as a value the model's spec corrected.
+                    self._print(f"note: {ack.message}")
             elif ack.kind is AckKind.REJECTED:
                 self._print(f"error: {ack.message}")
             elif ack.message:
