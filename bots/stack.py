@@ -19,7 +19,7 @@ from core.blocklist import Blocklist
 from core.config import Config
 from core.errors import UserError
 from core.horde.client import HordeClient
-from core.horde.poller import HordePoller
+from core.horde.poller import HordePoller, PollPolicy
 from core.horde.wire import ANON_API_KEY
 from core.inbox import CommandInbox
 from core.planner import CatalogPlanner
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 EMBEDDED = "embedded"
 BOT_USER = "hordebot"
 LOCAL_WORKER_USER = "local-worker"
+LOCAL_POLL = PollPolicy(first_check_s=0.5, min_interval_s=0.5, max_interval_s=2.0)
 # The bot's own account on an embedded horde starts rich enough for any demo.
 BOT_KUDOS = 1_000_000.0
 
@@ -88,7 +89,8 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
 
         client = HordeClient(bot_key, base_url=horde_url)
         stack.push_async_callback(client.aclose)
-        poller = HordePoller(client)
+        # The embedded horde is on this machine and has no rate limits: look often, answer fast.
+        poller = HordePoller(client, LOCAL_POLL if config.horde.embedded else None)
         stack.push_async_callback(poller.aclose)
 
         planner = await asyncio.to_thread(CatalogPlanner.from_config, config)
