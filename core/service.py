@@ -363,7 +363,7 @@ class GenerationService:
         if result is None:
             await self._fail(generation, "this request was lost on the way; please ask again")
             return
-        await self._deliver(generation, self._reply(generation, result))
+        await self._deliver(generation, await self._reply(generation, result))
 
     async def _submit_when_possible(
         self, generation: StoredGeneration, *, whole_horde: bool = False
@@ -444,14 +444,14 @@ class GenerationService:
             )
         return {"images": images, "kudos": final.kudos}
 
-    def _reply(self, generation: StoredGeneration, result: Mapping[str, Any]) -> Reply:
+    async def _reply(self, generation: StoredGeneration, result: Mapping[str, Any]) -> Reply:
         body = generation.body
         prompt = str(body.get("prompt", ""))
         positive = prompt.split("###", 1)[0].strip()
         images: list[OutImage] = []
         metas: list[ImageMeta] = []
         for item in result.get("images", []):
-            data = Path(item["path"]).read_bytes()
+            data = await asyncio.to_thread(Path(item["path"]).read_bytes)
             alt = f"AI-generated image: {positive}"[:1000]
             images.append(
                 OutImage(
