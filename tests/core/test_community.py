@@ -37,8 +37,9 @@ FAST_LIMITS = {**HORDE_LIMITS, "check": (per_second(50),)}
 FAST_POLL = PollPolicy(first_check_s=0.05, min_interval_s=0.05, max_interval_s=0.2)
 
 
-@pytest.fixture
+@pytest.fixture(params=[3600.0])
 async def rig(
+    request: pytest.FixtureRequest,
     embedded_horde: RunningHorde,  # noqa: F811
     tmp_path: Path,
 ) -> AsyncIterator[tuple[GenerationService, RecordingAdapter, HordeClient, HordeClient]]:
@@ -65,6 +66,7 @@ async def rig(
                 images_dir=tmp_path / "images",
                 throttle=ThrottleRules(cooldown_seconds=0),
                 community_workers=(CLUB,),
+                community_fallback_s=request.param,
             ),
         )
         adapter = RecordingAdapter("console")
@@ -110,3 +112,16 @@ async def test_online_community_worker_gets_the_request_and_strangers_do_not(rig
     reply = await adapter.next_reply(timeout=30)
     assert reply.error is None
     assert reply.metadata["worker"] == CLUB
+
+
+@pytest.mark.parametrize("rig", [0.0], indirect=True)
+async def test_a_community_too_slow_past_the_threshold_hands_over_to_the_whole_horde(rig) -> None:  # type: ignore[no-untyped-def]
+    service, adapter, club, stranger = rig
+    await check_in(club, CLUB, [MODEL])
+    ack = await service.submit(_dream(3))
+    assert ack.kind is AckKind.ACCEPTED
+    job = await finish_one(stranger, STRANGER, [MODEL])
+    assert job.id is not None
+    reply = await adapter.next_reply(timeout=30)
+    assert reply.error is None
+    assert reply.metadata["worker"] == STRANGER
