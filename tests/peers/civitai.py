@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.peers.loopback import loopback_server, wait_started
 
 CHUNK = 4096
 
@@ -290,25 +291,10 @@ class FakeCivitai:
 
     def start(self) -> FakeCivitai:
         """Serve on 127.0.0.1, a free port, in a daemon thread; returns once accepting."""
-        config = uvicorn.Config(
-            self.app(),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-        )
-        self._server = uvicorn.Server(config)
+        self._server = loopback_server(self.app())
         self._thread = threading.Thread(target=self._server.run, name="fake-civitai", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake CivitAI did not start")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
+        port = wait_started(self._server, self._thread, "fake CivitAI", timeout=10)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 

@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from core.horde.ratelimit import Rate
 from core.horde.wire import ErrorBody
+from tests.peers.loopback import loopback_server, wait_started
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 # Headers that describe one hop, not the message; httpx and uvicorn set their own.
@@ -290,29 +291,13 @@ class FlakyProxy:
 
     def start(self) -> Self:
         """Serve on 127.0.0.1, a free port, in a daemon thread; returns once accepting."""
-        config = uvicorn.Config(
-            self.app(),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
+        server = loopback_server(self.app(), timeout_graceful_shutdown=1)
         self._server = server
         self._thread = threading.Thread(
             target=asyncio.run, args=(self._serve(server),), name="flaky-proxy", daemon=True
         )
         self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the flaky proxy did not start")
-            time.sleep(0.01)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
+        self.port = wait_started(server, self._thread, "flaky proxy", _START_TIMEOUT_S)
         return self
 
     def stop(self) -> None:
