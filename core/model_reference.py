@@ -168,6 +168,7 @@ def parse_model_reference(data: Any, origin: str) -> ModelReference:
     if not isinstance(data, dict):
         log.warning("model reference (%s) is not a JSON object; ignored", origin)
         return ModelReference(models, origin)
+    seen: set[str] = set()
     for key, raw in data.items():
         record = {"name": key, **raw} if isinstance(raw, dict) else raw
         try:
@@ -182,9 +183,10 @@ def parse_model_reference(data: Any, origin: str) -> ModelReference:
             log.warning(
                 "model %r: ignoring requirement(s) %s", key, ", ".join(sorted(req.model_extra))
             )
-        if entry.name.casefold() in {m.casefold() for m in models}:
+        if entry.name.casefold() in seen:
             log.warning("model %r skipped: duplicate name", key)
             continue
+        seen.add(entry.name.casefold())
         models[entry.name] = ModelInfo(
             name=entry.name,
             baseline=entry.baseline,

@@ -12,6 +12,7 @@ import itertools
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,7 +231,7 @@ class GenerationService:
     ) -> Ack:
         generations = [
             StoredGeneration(
-                id=_new_id(self._rng),
+                id=str(uuid.uuid4()),
                 platform=invocation.platform,
                 event_id=invocation.event_id,
                 user_key=user_key,
@@ -562,12 +563,6 @@ class GenerationService:
             self._throttle.release(generation.user_key)
         if not self._running:
             self._idle.set()
-
-
-def _new_id(rng: random.Random) -> str:
-    import uuid
-
-    return str(uuid.uuid4())
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
