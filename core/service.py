@@ -13,13 +13,13 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.blocklist import Blocklist
-from core.contract import Adapter
+from core.contract import Adapter, DeliveryError
 from core.errors import UserError
 from core.horde.client import HordeClient
 from core.horde.errors import HordeError, NotFound, TooManyPrompts
@@ -118,6 +118,11 @@ class ServiceSettings:
     busy_retry_s: float = 5.0
     # Outages (5xx, timeouts after the client's own retries) are retried this many times.
     transient_attempts: int = 5
+    # A platform that cannot take a reply (down, rate-limited) is tried again after this, growing.
+    delivery_retry_s: float = 5.0
+    delivery_retry_max_s: float = 300.0
+    # An adapter's unexpected exception is tried this many times; a DeliveryError until stop.
+    delivery_attempts_on_bugs: int = 3
 
 
 @dataclass
@@ -128,6 +133,9 @@ class _Running:
     cancelled: bool = False
     fallback: bool = False
     last_progress: float = field(default=-1e9)
+
+
+DeliveryListener = Callable[[StoredGeneration, Reply, str], Awaitable[None]]
 
 
 class GenerationService:
@@ -153,6 +161,7 @@ class GenerationService:
         self._clock = clock
         self._throttle = Throttle(settings.throttle, clock=clock)
         self._adapters: dict[str, Adapter] = {}
+        self._delivery_listeners: list[DeliveryListener] = []
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._active = asyncio.Semaphore(settings.max_active)
@@ -170,6 +179,10 @@ class GenerationService:
         for running in self._running.values():
             if running.generation.platform == adapter.name and running.task is None:
                 self._spawn(running.generation)
+
+    def on_delivered(self, listener: DeliveryListener) -> None:
+        """Call ``listener(generation, reply, message_id)`` after each recorded delivery."""
+        self._delivery_listeners.append(listener)
 
     async def start(self) -> int:
         """Resume every generation that was in flight when the process stopped; returns how many."""
@@ -504,9 +517,44 @@ class GenerationService:
         if adapter is None:
             log.warning("no %s adapter running; %s waits", generation.platform, generation.id)
             return
-        message_id = await adapter.send(generation.target, reply)
+        message_id, taken = await self._send_until_taken(adapter, generation, reply)
         if not await self._ledger.mark_delivered(generation.id, message_id):
             log.warning("generation %s was already delivered", generation.id)
+            return
+        if not taken:
+            return
+        for listener in self._delivery_listeners:
+            try:
+                await listener(generation, reply, message_id)
+            except Exception:
+                log.exception("a delivery listener failed for %s", generation.id)
+
+    async def _send_until_taken(
+        self, adapter: Adapter, generation: StoredGeneration, reply: Reply
+    ) -> tuple[str, bool]:
+        """Post the reply: its message id, and whether the platform took it.
+
+        A platform outage is waited out (the reply stays stored meanwhile); a refusal is recorded
+        as delivered so that it is not retried forever.
+        """
+        delay = self._settings.delivery_retry_s
+        bugs = 0
+        while True:
+            try:
+                return await adapter.send(generation.target, reply), True
+            except DeliveryError as exc:
+                if not exc.retryable:
+                    # The platform will never take it (a deleted channel, a blocked bot).
+                    log.warning("%s refused %s: %s", adapter.name, generation.id, exc)
+                    return f"refused: {exc}"[:200], False
+                log.info("%s could not take %s yet (%s)", adapter.name, generation.id, exc)
+            except Exception:
+                bugs += 1
+                log.exception("%s failed to send %s", adapter.name, generation.id)
+                if bugs >= self._settings.delivery_attempts_on_bugs:
+                    return "refused: the adapter failed", False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.delivery_retry_max_s)
 
     def _progress_cb(self, generation: StoredGeneration) -> Callable[[PollProgress], Any]:
         async def report(progress: PollProgress) -> None:

@@ -25,3 +25,11 @@ def shared_model_reference() -> str:
     """The pinned upstream model reference (161 models)."""
     assert SHARED_MODEL_REFERENCE.is_file(), f"missing reference data at {SHARED_MODEL_REFERENCE}"
     return str(SHARED_MODEL_REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def stack_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny SD1.5 model folder, built once, for worker child processes of bot-stack tests."""
+    from worker_node.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("stack-tiny-model") / "model"))

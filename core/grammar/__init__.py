@@ -13,7 +13,7 @@ Bad input raises ``core.errors.UserError`` with one line that says what to chang
 
 from core.grammar.dream import inline_tis, parse_dream
 from core.grammar.flags import EMPTY_VOCABULARY, Vocabulary
-from core.grammar.lines import parse_command, parse_line, strip_trigger
+from core.grammar.lines import parse_command, parse_line, split_line, strip_trigger
 from core.grammar.names import NameIndex
 from core.grammar.structured import parse_options
 
@@ -26,5 +26,6 @@ __all__ = [
     "parse_dream",
     "parse_line",
     "parse_options",
+    "split_line",
     "strip_trigger",
 ]

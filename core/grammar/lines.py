@@ -78,6 +78,38 @@ def parse_command(command: Command, text: str, vocabulary: Vocabulary) -> Comman
     return _parse_other(command, text, vocabulary)
 
 
+def split_line(
+    text: str, *, bare_is_dream: bool = False, trigger_anywhere: bool = False
+) -> tuple[str, str] | None:
+    """Which command ``text`` names and the text of its arguments, unparsed; ``None`` when the
+    text is not addressed to the bot.
+
+    Adapters use it to build an ``Invocation`` (the inbox parses the rest); ``parse_line`` uses
+    it to parse at once. ``trigger_anywhere``: ``draw me`` may come after other words, as in
+    "@bot could you draw me a cat" on the fediverse. An unknown ``/name`` raises ``UserError``.
+    """
+    slash = _SLASH.match(clean(text))
+    if slash is not None:
+        command = find_command(slash[1])
+        if command is None:
+            close = difflib.get_close_matches(slash[1].casefold(), command_names(), n=3)
+            hint = f"closest: {', '.join('/' + c for c in close)}" if close else "see /help"
+            raise UserError(f"unknown command /{slash[1]}", hint=hint)
+        return command.name, slash[2].strip()
+    words = clean(text).split(maxsplit=1)
+    named = find_command(words[0]) if words else None
+    if named is not None and named is not DREAM:
+        return named.name, words[1] if len(words) > 1 else ""
+    rest = strip_trigger(text, anywhere=trigger_anywhere)
+    if rest is not None:
+        return DREAM.name, rest.strip()
+    if named is DREAM:
+        return DREAM.name, words[1] if len(words) > 1 else ""
+    if bare_is_dream:
+        return DREAM.name, text.strip()
+    return None
+
+
 def parse_line(
     text: str, vocabulary: Vocabulary, *, bare_is_dream: bool = False
 ) -> CommandRequest | None:
@@ -88,21 +120,11 @@ def parse_line(
     when its first word names one (``help``, ``styles``), and otherwise ``None`` (a mention
     without a trigger is ignored silently, as the Horde bots do).
     """
-    slash = _SLASH.match(clean(text))
-    if slash is not None:
-        command = find_command(slash[1])
-        if command is None:
-            close = difflib.get_close_matches(slash[1].casefold(), command_names(), n=3)
-            hint = f"closest: {', '.join('/' + c for c in close)}" if close else "see /help"
-            raise UserError(f"unknown command /{slash[1]}", hint=hint)
-        return parse_command(command, slash[2], vocabulary)
-    rest = strip_trigger(text)
-    if rest is not None:
-        return parse_command(DREAM, rest, vocabulary)
-    if bare_is_dream:
-        return parse_command(DREAM, text, vocabulary)
-    words = clean(text).split(maxsplit=1)
-    command = find_command(words[0]) if words else None
-    if command is not None:
-        return parse_command(command, words[1] if len(words) > 1 else "", vocabulary)
-    return None
+    split = split_line(text, bare_is_dream=bare_is_dream)
+    if split is None:
+        return None
+    name, rest = split
+    command = find_command(name)
+    if command is None:  # pragma: no cover - split_line only names commands of the table
+        raise RuntimeError(f"split_line named an unknown command {name!r}")
+    return parse_command(command, rest, vocabulary)

@@ -1,0 +1,74 @@
+"""A whole bot in the test process: embedded horde, store, service, inbox, the adapters under test,
+and a real worker child process on the tiny model, all from one config folder.
+
+Leaving the context stops everything in order; entering it again on the same folder is a restart
+(same store, same embedded horde database), which is how the platform tests check that a reply
+comes exactly once across a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+from bots.stack import Stack, running_stack
+from core.config import load_config
+from core.contract import Adapter
+from tests.support.stack_config import write_stack_config
+
+WORKER = """
+[worker]
+enabled = {enabled}
+name = "platform-test-worker"
+horde_url = "embedded"
+max_power = 8
+cache_dir = "{var}/worker-cache"
+
+[[worker.models]]
+name = "stable_diffusion"
+path = "{tiny_model}"
+tiny = true
+"""
+
+
+def write_bot_config(
+    folder: Path,
+    *,
+    tiny_model: Path | str,
+    sections: str = "",
+    policy: str = "",
+    worker: bool = True,
+) -> Path:
+    """The stack config with a tiny-model worker (or none) and extra sections (``[discord]`` …)."""
+    worker_text = WORKER.format(
+        enabled=str(worker).lower(), var=folder / "var", tiny_model=tiny_model
+    )
+    return write_stack_config(folder, worker=worker_text + "\n" + sections, policy=policy)
+
+
+@contextlib.asynccontextmanager
+async def bot_stack(
+    config_path: Path,
+    adapters: Callable[[Stack], Sequence[Adapter]],
+    *,
+    with_worker: bool = True,
+) -> AsyncIterator[Stack]:
+    """Run the stack with the adapters ``adapters(stack)`` builds, attached and started.
+
+    The service resumes what the store holds before the adapters start listening, as
+    ``hordebot run`` does.
+    """
+    config = load_config(str(config_path))
+    async with running_stack(config, with_worker=with_worker) as stack:
+        built = list(adapters(stack))
+        for adapter in built:
+            stack.service.attach(adapter)
+        await stack.service.start()
+        try:
+            for adapter in built:
+                await adapter.start(stack.inbox)
+            yield stack
+        finally:
+            for adapter in reversed(built):
+                await adapter.stop()
