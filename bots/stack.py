@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.blocklist import Blocklist
+from core.catalog import Catalog
 from core.config import Config
 from core.errors import UserError
 from core.horde.client import HordeClient
@@ -50,6 +51,7 @@ class Stack:
     store: Store
     service: GenerationService
     inbox: CommandInbox
+    catalog: Catalog
     worker: asyncio.subprocess.Process | None = None
 
 
@@ -133,7 +135,9 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
             horde=client,
             community_workers=config.community.workers,
         )
-        yield Stack(config, horde_url, client, poller, store, service, inbox, process)
+        yield Stack(
+            config, horde_url, client, poller, store, service, inbox, planner.catalog, process
+        )
 
 
 async def _start_worker(

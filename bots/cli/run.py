@@ -78,6 +78,8 @@ def _guarded(coro: Any) -> int:
 async def _run_async(config_path: str | None, text: str | None, out: str | None) -> int:
     # The stack pulls in the store, the horde server and the service: only when a command runs.
     from bots.console.adapter import ConsoleAdapter
+    from bots.deps import AdapterDeps
+    from bots.platforms import build_adapters
     from bots.stack import running_stack
 
     config = load_config(config_path)
@@ -88,21 +90,48 @@ async def _run_async(config_path: str | None, text: str | None, out: str | None)
 
         stdin = io.StringIO(text + "\n")
     async with running_stack(config) as stack:
-        console = ConsoleAdapter(console_config, stdin=stdin, interactive=False if stdin else None)
-        stack.service.attach(console)
+        # `dream` is one generation on the console; platforms run only under `run`.
+        platforms = (
+            []
+            if text is not None
+            else build_adapters(config, AdapterDeps(store=stack.store, catalog=stack.catalog))
+        )
+        console = None
+        if console_config.enabled or text is not None:
+            console = ConsoleAdapter(
+                console_config, stdin=stdin, interactive=False if stdin else None
+            )
+        adapters = [*platforms, *([console] if console else [])]
+        for adapter in adapters:
+            stack.service.attach(adapter)
         resumed = await stack.service.start()
         if resumed:
             print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
-        await console.start(stack.inbox)
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signum, stopping.set)
-        closed = asyncio.create_task(_input_done(console, stack.service))
-        stop = asyncio.create_task(stopping.wait())
-        await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (closed, stop):
-            task.cancel()
-        await console.stop()
+        started = []
+        try:
+            for adapter in adapters:
+                await adapter.start(stack.inbox)
+                started.append(adapter)
+                log.info("%s adapter started", adapter.name)
+            await _serve(console, stack.service, keep_running=bool(platforms))
+        finally:
+            for adapter in reversed(started):
+                await adapter.stop()
     return 0
+
+
+async def _serve(
+    console: ConsoleAdapter | None, service: GenerationService, *, keep_running: bool
+) -> None:
+    """Until a signal; or, with the console alone, until its input ends and all is answered."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stopping.set)
+    waits: set[asyncio.Task[Any]] = {asyncio.create_task(stopping.wait())}
+    if console is not None and not keep_running:
+        waits.add(asyncio.create_task(_input_done(console, service)))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
