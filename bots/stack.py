@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.blocklist import Blocklist
 from core.catalog import Catalog
@@ -29,6 +30,9 @@ from core.store import SecretBox, Store
 from core.store.ledger import StoreLedger
 from core.throttle import ThrottleRules
 from worker_node.config import WorkerConfig, parse_worker_config
+
+if TYPE_CHECKING:
+    from core.horde.server.embedded import EmbeddedHorde
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class Stack:
     inbox: CommandInbox
     catalog: Catalog
     worker: asyncio.subprocess.Process | None = None
+    # The embedded horde when the config runs one: tests and admin commands issue keys on it.
+    embedded: EmbeddedHorde | None = None
 
 
 def worker_section(config: Config) -> WorkerConfig:
@@ -68,6 +74,7 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
         horde_url = config.horde.url
         bot_key = os.environ.get(config.horde.api_key_env) or ANON_API_KEY
         worker_key: str | None = None
+        embedded: EmbeddedHorde | None = None
         if config.horde.embedded:
             from core.horde.server.embedded import EmbeddedHorde
             from core.horde.server.settings import HordeSettings
@@ -136,7 +143,16 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
             community_workers=config.community.workers,
         )
         yield Stack(
-            config, horde_url, client, poller, store, service, inbox, planner.catalog, process
+            config,
+            horde_url,
+            client,
+            poller,
+            store,
+            service,
+            inbox,
+            planner.catalog,
+            process,
+            embedded,
         )
 
 

@@ -72,3 +72,11 @@ async def bot_stack(
         finally:
             for adapter in reversed(built):
                 await adapter.stop()
+
+
+async def fake_worker_key(stack: Stack, name: str = "test-worker") -> str:
+    """A key for a worker the test plays over HTTP (``tests.support.horde_worker``), on the
+    stack's embedded horde; for tests that need a finished image but not the tiny model."""
+    if stack.embedded is None:
+        raise RuntimeError("the stack runs no embedded horde")
+    return await stack.embedded.issue_key(name)
