@@ -240,6 +240,36 @@ DREAM = Command(
         ),
         Option("tiling", Kind.FLAG, "seamless tiles", default=False),
         Option("nsfw", Kind.FLAG, "allow NSFW results (only where the channel allows it)"),
+        Option("challenge", Kind.FLAG, "enter the prompt challenge running here"),
+    ),
+)
+
+CHALLENGE = Command(
+    name="challenge",
+    help="prompt challenges: list, results, leaderboard; admins: create, edit, cancel",
+    aliases=("challenges",),
+    options=(
+        Option(
+            "action",
+            Kind.CHOICE,
+            "what to do (default: list)",
+            positional=True,
+            choices=("list", "show", "results", "leaderboard", "create", "edit", "cancel"),
+        ),
+        Option("id", Kind.WORD, "which challenge (its id or first 8 characters)", positional=True),
+        Option("theme", Kind.TEXT, "the theme", metavar="TEXT"),
+        Option("words", Kind.TEXT, "words every entry's prompt must contain", metavar="WORDS"),
+        Option("style", Kind.TEXT, "a style or category every entry must use", metavar="NAME"),
+        Option("model", Kind.TEXT, "a model every entry must use", metavar="NAME"),
+        Option("prizes", Kind.TEXT, "kudos for 1st, 2nd, 3rd ... place", metavar="N N N"),
+        Option(
+            "starts", Kind.WORD, "when it opens: now, +2h, +1d or 2025-06-01T18:00", metavar="WHEN"
+        ),
+        Option("entry_hours", Kind.INT, "hours to enter", minimum=1, maximum=24 * 60, metavar="H"),
+        Option("voting_hours", Kind.INT, "hours to vote", minimum=1, maximum=24 * 60, metavar="H"),
+        Option("venues", Kind.TEXT, "where it runs: platform:channel ...", metavar="P:C"),
+        Option("sponsor", Kind.WORD, "who pays: bot, or platform:user_id", metavar="WHO"),
+        Option("per_user", Kind.INT, "entries per person", minimum=1, maximum=100, metavar="N"),
     ),
 )
 
@@ -323,6 +353,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
                     Option("id", Kind.WORD, "which request (default: your last)", positional=True),
                 ),
             ),
+            CHALLENGE,
             Command(
                 "help",
                 "show the commands, or one command's options",

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from core import answers
 from core.catalog import Catalog
+from core.challenges import admin as challenge_admin
+from core.challenges.runner import ChallengeRunner
 from core.commands import DREAM, Command, find_command, help_text
 from core.errors import UserError
 from core.grammar import parse_command
@@ -79,6 +81,7 @@ class CommandInbox:
         self._horde = horde
         self._community = tuple(w.casefold() for w in community_workers)
         self._models_shown = models_shown
+        self._challenges: ChallengeRunner | None = None
         self._handlers: dict[str, _Handler] = {
             "help": self._help,
             "styles": self._styles,
@@ -89,14 +92,19 @@ class CommandInbox:
             "transfer": self._transfer,
             "cancel": self._cancel,
             "worker": self._worker,
+            "challenge": self._challenge,
         }
+
+    def use_challenges(self, runner: ChallengeRunner | None) -> None:
+        """Route ``/challenge``, ``--challenge`` entries and prize claims at ``/login`` to it."""
+        self._challenges = runner
 
     async def submit(self, invocation: Invocation) -> Ack:
         """Hand one command over: accepted (an image), answered, refused, or a duplicate."""
         name = invocation.command.strip().casefold()
         command = find_command(name)
         if command is DREAM:
-            return await self._service.submit(invocation)
+            return await self._dream(invocation)
         if name == VARIATIONS or (command is not None and command.name == "reroll"):
             return await self._reroll(invocation, command)
         if not await self._store.claim_event(invocation.platform, invocation.event_id):
@@ -131,6 +139,31 @@ class CommandInbox:
         if not await self._store.claim_event(invocation.platform, invocation.event_id):
             return Ack(AckKind.DUPLICATE)
         return Ack(AckKind.REJECTED, message)
+
+    # ---- dreams and challenge entries -----------------------------------------------------
+
+    async def _dream(self, invocation: Invocation) -> Ack:
+        """A dream; one that enters a challenge is checked against its rules first."""
+        try:
+            spec = self._parse(DREAM, invocation).spec
+        except UserError:
+            spec = None  # the service reports it, and claims the event
+        asked = spec is not None and spec.challenge is True
+        if spec is None or (self._challenges is None and not asked):
+            return await self._service.submit(invocation)
+        if self._challenges is None:
+            return await self._refuse(invocation, "no prompt challenges run here")
+        try:
+            challenge = await self._challenges.entry_for(invocation, spec, asked=asked)
+        except UserError as exc:
+            return await self._refuse(invocation, str(exc))
+        ack = await self._service.submit(invocation)
+        if challenge is not None and ack.kind is AckKind.ACCEPTED and ack.generation_ids:
+            # One entry per command: a category that drew several styles enters its first.
+            await self._challenges.record_entry(
+                challenge, invocation, ack.generation_ids[0], spec.prompt
+            )
+        return ack
 
     # ---- image follow-ups -----------------------------------------------------------------
 
@@ -223,9 +256,26 @@ class CommandInbox:
         await self._store.set_api_key(user.id, key)
         log.info("%s logged in as horde user %s", _user_key(invocation), account.id)
         answer = answers.login_line(account)
+        answer += await self._claim_prizes(invocation)
         if not invocation.channel.is_dm:
             answer += "; next time send /login in a direct message, and delete this one"
         return answer
+
+    async def _claim_prizes(self, invocation: Invocation) -> str:
+        if self._challenges is None:
+            return ""
+        try:
+            paid = await self._challenges.claim(invocation.platform, invocation.user.user_id)
+        except (HordeError, RuntimeError):
+            # The login itself worked; the prizes stay unclaimed for the next /login.
+            log.exception("challenge prizes of %s could not be paid", _user_key(invocation))
+            return "; your challenge prizes could not be paid yet, /login again later"
+        return f"; {paid} kudos of challenge prizes paid to you" if paid else ""
+
+    async def _challenge(self, invocation: Invocation, args: Mapping[str, ArgValue]) -> str:
+        if self._challenges is None:
+            raise UserError("no prompt challenges run here")
+        return await challenge_admin.answer(self._challenges, invocation, args)
 
     async def _logout(self, invocation: Invocation, args: Mapping[str, ArgValue]) -> str:
         user = await self._store.find_user(invocation.platform, invocation.user.user_id)

@@ -71,6 +71,8 @@ class RequestSpec:
     hires_fix: bool | Unset = UNSET
     tiling: bool | Unset = UNSET
     nsfw: bool | Unset = UNSET
+    # Which challenge this enters is the inbox's business; never part of the horde request.
+    challenge: bool | Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)

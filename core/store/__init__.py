@@ -5,6 +5,8 @@ kept by Alembic migrations that run when a ``Store`` opens. Values that leave th
 dataclasses. Start with ``Store.open(url, secret_box=SecretBox.from_env_or_file(path))``.
 """
 
+# Registers the challenge tables on the shared metadata (migrations compare against it).
+from core.store import challenge_tables as challenge_tables
 from core.store.generations import Generation, GenerationState, NewGeneration
 from core.store.secret_box import SecretBox, SecretKeyMismatch
 from core.store.store import Store

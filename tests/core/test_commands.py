@@ -14,6 +14,7 @@ from core.unset import UNSET
 
 REQUIRED_COMMANDS = {
     "dream",
+    "challenge",
     "styles",
     "style",
     "models",

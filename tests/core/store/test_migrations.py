@@ -16,6 +16,9 @@ from tests.core.store.conftest import Backend
 
 EXPECTED_TABLES = {
     "users",
+    "challenges",
+    "challenge_entries",
+    "challenge_payouts",
     "identities",
     "generations",
     "processed_events",

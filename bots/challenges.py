@@ -1,0 +1,68 @@
+"""Wiring prompt challenges into a running bot: runner, scheduler, inbox and delivery hooks.
+
+``running_challenges(stack, adapters)`` is entered after the adapters are attached and started
+(``hordebot run`` and the whole-stack tests). Adapters that implement
+``core.contract.ChallengeVenue`` (``announce`` and ``votes``) become the challenge venues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
+
+from bots.stack import Stack
+from core.challenges.config import parse_challenges_config
+from core.challenges.runner import ChallengeRunner, Clock
+from core.challenges.scheduler import ChallengeScheduler
+from core.contract import Adapter, ChallengeVenue
+
+
+def venues_of(adapters: Sequence[Adapter]) -> dict[str, ChallengeVenue]:
+    """The adapters that can host challenges, by platform name."""
+    return {
+        adapter.name: cast(ChallengeVenue, adapter)
+        for adapter in adapters
+        if callable(getattr(adapter, "announce", None))
+        and callable(getattr(adapter, "votes", None))
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_challenges(
+    stack: Stack,
+    adapters: Sequence[Adapter],
+    *,
+    clock: Clock | None = None,
+    schedule: bool = True,
+) -> AsyncIterator[ChallengeRunner | None]:
+    """The runner (None when ``[challenges]`` is absent or disabled), scheduled until exit.
+
+    ``schedule=False`` leaves the APScheduler out: a test drives ``advance`` on its own clock.
+    """
+    raw = stack.config.raw_section("challenges")
+    config = parse_challenges_config(raw, str(stack.config.path or "<defaults>"))
+    if not raw or not config.enabled:
+        yield None
+        return
+    extra = {} if clock is None else {"clock": clock}
+    runner = ChallengeRunner(
+        store=stack.store,
+        horde=stack.client,
+        venues=venues_of(adapters),
+        config=config,
+        **extra,
+    )
+    stack.service.on_delivered(runner.on_delivered)
+    stack.inbox.use_challenges(runner)
+    scheduler = ChallengeScheduler(runner, stack.config.store.url) if schedule else None
+    try:
+        if scheduler is not None:
+            await scheduler.start()
+        else:
+            await runner.catch_up()
+        yield runner
+    finally:
+        if scheduler is not None:
+            await scheduler.stop()
+        stack.inbox.use_challenges(None)

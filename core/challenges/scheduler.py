@@ -1,0 +1,121 @@
+"""``ChallengeScheduler``: APScheduler 3 jobs, kept in the bot's database, that call ``advance``.
+
+One date job per phase time of each challenge (``challenge:<id>:<phase>``), plus a sweep every
+``retry_seconds`` that retries failed steps and creates recurring challenges. Jobs are stored with
+``misfire_grace_time=None`` and ``coalesce=True``: one missed while the bot was down runs once at
+start. ``advance`` is idempotent, so a job that runs twice, or late, does nothing more.
+
+The job store is synchronous SQLAlchemy (APScheduler 3 has no async store): its few small writes run
+on the event loop. The jobs name the runner by the job store URL, so the same database after a
+restart finds the new runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import make_url
+
+from core.challenges.runner import ChallengeRunner
+from core.store.challenges import Challenge
+
+log = logging.getLogger(__name__)
+
+JOBS_TABLE = "challenge_jobs"
+SWEEP_JOB = "challenges:sweep"
+_RUNNERS: dict[str, ChallengeRunner] = {}
+
+
+def sync_url(store_url: str) -> str:
+    """The job store's URL for the store's database: the same file or server, a sync driver.
+
+    PostgreSQL needs a synchronous driver (psycopg) installed for the job store.
+    """
+    url = make_url(store_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"no job store for a {backend} database")
+
+
+async def run_job(runner_key: str, challenge_id: str | None) -> None:
+    """What every stored job calls: advance one challenge, or (``None``) sweep them all."""
+    runner = _RUNNERS.get(runner_key)
+    if runner is None:
+        log.warning(
+            "challenge job for %s ran with no runner; it waits for the next start", runner_key
+        )
+        return
+    if challenge_id is None:
+        await runner.catch_up()
+        return
+    try:
+        await runner.advance(challenge_id)
+    except KeyError:
+        log.info("challenge %s is gone; its job does nothing", challenge_id)
+
+
+class ChallengeScheduler:
+    """Owns the APScheduler instance; start after the adapters, stop before them."""
+
+    def __init__(self, runner: ChallengeRunner, store_url: str) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.runner = runner
+        self._key = sync_url(store_url)
+        self._scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=self._key, tablename=JOBS_TABLE)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        runner.on_change(self.schedule)
+
+    async def start(self) -> None:
+        """Catch up on everything due, then let stored jobs (missed ones at once) run."""
+        _RUNNERS[self._key] = self.runner
+        await self.runner.catch_up()
+        self._scheduler.start()
+        self._scheduler.add_job(
+            run_job,
+            "interval",
+            seconds=self.runner.config.retry_seconds,
+            args=[self._key, None],
+            id=SWEEP_JOB,
+            replace_existing=True,
+        )
+        for challenge in await self.runner.repo.listed(("scheduled", "open", "voting"), limit=1000):
+            self.schedule(challenge)
+
+    async def stop(self) -> None:
+        """Stop running jobs; they stay stored for the next start."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if _RUNNERS.get(self._key) is self.runner:
+            del _RUNNERS[self._key]
+
+    def schedule(self, challenge: Challenge) -> None:
+        """A date job at each of the challenge's phase times (replacing older ones)."""
+        if not self._scheduler.running:
+            return
+        times = {
+            "open": challenge.opens_at,
+            "entries": challenge.entries_close_at,
+            "voting": challenge.voting_close_at,
+        }
+        for phase, moment in times.items():
+            self._scheduler.add_job(
+                run_job,
+                "date",
+                run_date=max(moment, datetime.now(UTC)),
+                args=[self._key, challenge.id],
+                id=f"challenge:{challenge.id}:{phase}",
+                replace_existing=True,
+            )
+
+    def job_ids(self) -> list[str]:
+        """The stored jobs' ids (for tests and ``/challenge list`` diagnostics)."""
+        return sorted(job.id for job in self._scheduler.get_jobs())
