@@ -77,6 +77,7 @@ def _guarded(coro: Any) -> int:
 
 async def _run_async(config_path: str | None, text: str | None, out: str | None) -> int:
     # The stack pulls in the store, the horde server and the service: only when a command runs.
+    from bots.challenges import running_challenges
     from bots.console.adapter import ConsoleAdapter
     from bots.deps import AdapterDeps
     from bots.platforms import build_adapters
@@ -113,7 +114,8 @@ async def _run_async(config_path: str | None, text: str | None, out: str | None)
                 await adapter.start(stack.inbox)
                 started.append(adapter)
                 log.info("%s adapter started", adapter.name)
-            await _serve(console, stack.service, keep_running=bool(platforms))
+            async with running_challenges(stack, adapters):
+                await _serve(console, stack.service, keep_running=bool(platforms))
         finally:
             for adapter in reversed(started):
                 await adapter.stop()

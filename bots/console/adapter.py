@@ -17,8 +17,8 @@ from bots.console.config import ConsoleConfig
 from bots.console.inbound import PLATFORM, parse_line
 from bots.console.limits import LIMITS
 from bots.console.render import progress_line, reply_lines, save_images
-from core.contract import Inbox, PlatformLimits
-from core.messages import AckKind, Progress, Reply, ReplyTarget
+from core.contract import Inbox, PlatformLimits, Votes
+from core.messages import AckKind, OutImage, Progress, Reply, ReplyTarget
 
 
 class ConsoleAdapter:
@@ -80,6 +80,19 @@ class ConsoleAdapter:
         """Print a progress line when enabled."""
         if self._config.progress:
             self._print(progress_line(progress))
+
+    async def announce(self, channel: str, text: str, images: tuple[OutImage, ...] = ()) -> str:
+        """Print a challenge post (and save its images); the terminal is one channel."""
+        reply = Reply(generation_id=f"announce-{uuid.uuid4().hex[:8]}", images=images)
+        paths = await asyncio.to_thread(save_images, reply, Path(self._config.out_dir))
+        self._print(text)
+        for path in paths:
+            self._print(str(path))
+        return reply.generation_id or ""
+
+    async def votes(self, target: ReplyTarget, message_id: str) -> Votes:
+        """Nobody votes on a terminal: every console entry has no votes."""
+        return Votes()
 
     async def _read_loop(self, inbox: Inbox) -> None:
         number = 0

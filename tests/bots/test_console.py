@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bots.console.adapter import ConsoleAdapter
 from bots.console.config import ConsoleConfig
-from core.messages import Ack, AckKind, Invocation, OutImage, Reply
+from core.messages import Ack, AckKind, Invocation, OutImage, Reply, ReplyTarget
 from tests.support.horde_worker import tiny_webp
 
 
@@ -59,3 +59,18 @@ async def test_console_routes_lines_and_waits_for_its_replies(tmp_path: Path) ->
     paths = [Path(line) for line in text if line.endswith(".webp")]
     assert sorted(p.name for p in paths) == ["gen3-0.webp", "gen4-0.webp"]
     assert all(p.read_bytes().startswith(b"RIFF") for p in paths)
+
+
+async def test_console_hosts_challenge_posts_and_counts_no_votes(tmp_path: Path) -> None:
+    out = io.StringIO()
+    adapter = ConsoleAdapter(
+        ConsoleConfig(out_dir=str(tmp_path / "out")), stdin=io.StringIO(""), stdout=out
+    )
+    message_id = await adapter.announce("stdin", "Challenge: owls", (OutImage(tiny_webp()),))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Challenge: owls"
+    assert Path(lines[1]).read_bytes() == tiny_webp()
+    assert message_id.startswith("announce-")
+    votes = await adapter.votes(ReplyTarget("console", {}), message_id)
+    assert votes.voters == frozenset()
+    assert votes.score is None
