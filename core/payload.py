@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -515,6 +516,14 @@ def _build_one(
         ("you", spec.tiling), ("the style", in_params.pop("tiling", UNSET)), ("", DEFAULT_TILING)
     )[1]
     width, height = _size(spec, style, baseline, notes)
+    source = _source_image(spec)
+    if source is not None:
+        top["source_image"] = source
+        top["source_processing"] = "img2img"
+        if isinstance(spec.denoising_strength, float):
+            in_params["denoising_strength"] = spec.denoising_strength
+    elif isinstance(spec.denoising_strength, float):
+        notes.add("--denoise ignored: it needs --image")
     decision = policy.nsfw(spec.nsfw)
     if decision.warning:
         notes.add(decision.warning)
@@ -556,6 +565,20 @@ def _build_one(
         category=chosen.category if chosen else None,
         warnings=notes.all(),
     )
+
+
+def _source_image(spec: RequestSpec) -> str | None:
+    """The img2img source as the horde takes it: an http(s) address it fetches itself."""
+    if not isinstance(spec.source_image, str):
+        return None
+    address = spec.source_image.strip().strip("<>")
+    parsed = urllib.parse.urlsplit(address)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UserError(
+            f"--image needs an http(s) address, not {spec.source_image[:60]!r}",
+            hint="e.g. --image https://example.org/photo.png",
+        )
+    return address
 
 
 def split_count(total: int, parts: int) -> list[int]:

@@ -70,6 +70,9 @@ class RequestSpec:
     clip_skip: int | Unset = UNSET
     hires_fix: bool | Unset = UNSET
     tiling: bool | Unset = UNSET
+    # img2img: the address of the image to start from, and how far to move away from it.
+    source_image: str | Unset = UNSET
+    denoising_strength: float | Unset = UNSET
     nsfw: bool | Unset = UNSET
     # Which challenge this enters is the inbox's business; never part of the horde request.
     challenge: bool | Unset = UNSET

@@ -453,3 +453,27 @@ def test_request_values_types(catalog: Catalog) -> None:
     body = catalog.build(spec, policy=SFW, rng=random.Random())[0].body
     assert body.params.loras[0].model == 0.5
     assert body.params.tis[0].inject_ti == "prompt"
+
+
+# --- img2img ---------------------------------------------------------------------------------
+
+
+def test_an_image_address_becomes_an_img2img_source_with_its_denoise(catalog: Catalog) -> None:
+    body = wire(catalog, "a fox --image https://example.org/fox.png --denoise 0.4")
+    assert body["source_image"] == "https://example.org/fox.png"
+    assert body["source_processing"] == "img2img"
+    assert body["params"]["denoising_strength"] == 0.4
+
+
+def test_without_an_image_there_is_no_source_and_denoise_is_noted(catalog: Catalog) -> None:
+    built = one(catalog, "a fox --denoise 0.4")
+    body = built.body.to_wire()
+    assert "source_image" not in body
+    assert "denoising_strength" not in body["params"]
+    assert any("--denoise ignored" in note for note in built.warnings)
+
+
+def test_an_image_that_is_not_an_address_is_one_clear_line(catalog: Catalog) -> None:
+    message = error(catalog, "a fox --image fox.png")
+    assert "--image needs an http(s) address" in message
+    assert "denoise" in error(catalog, "a fox --image https://example.org/a.png --denoise 2")
