@@ -8,6 +8,7 @@ comes exactly once across a restart.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ from pathlib import Path
 from bots.stack import Stack, running_stack
 from core.config import load_config
 from core.contract import Adapter
+from core.horde.client import HordeClient
+from core.horde.wire import PopResponse
+from tests.support.horde_worker import finish_one
 from tests.support.stack_config import write_stack_config
 
 WORKER = """
@@ -80,3 +84,33 @@ async def fake_worker_key(stack: Stack, name: str = "test-worker") -> str:
     if stack.embedded is None:
         raise RuntimeError("the stack runs no embedded horde")
     return await stack.embedded.issue_key(name)
+
+
+@contextlib.asynccontextmanager
+async def fake_worker(
+    stack: Stack, *, name: str = "fake-worker", models: Sequence[str] = ("stable_diffusion",)
+) -> AsyncIterator[list[PopResponse]]:
+    """A worker played over HTTP that answers every job with a tiny WebP, for as long as the
+    context lasts; yields the jobs it served (their payloads say what the horde was asked).
+
+    For tests about a platform's behaviour (restarts, faults, buttons) rather than about the
+    images: it answers in milliseconds where the tiny model takes many seconds on a busy CPU.
+    """
+    key = await fake_worker_key(stack, name)
+    served: list[PopResponse] = []
+
+    async def serve(client: HordeClient) -> None:
+        while True:
+            try:
+                served.append(await finish_one(client, name, list(models), attempts=20))
+            except AssertionError:
+                continue  # nothing to pop yet
+
+    async with HordeClient(key, base_url=stack.horde_url) as client:
+        task = asyncio.create_task(serve(client), name="fake-worker")
+        try:
+            yield served
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
