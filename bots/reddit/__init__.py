@@ -1,0 +1,1 @@
+"""The Reddit adapter: comments and inbox mentions in, image posts and a linking reply out."""
