@@ -105,15 +105,16 @@ async def _run_async(config_path: str | None, text: str | None, out: str | None)
         adapters = [*platforms, *([console] if console else [])]
         for adapter in adapters:
             stack.service.attach(adapter)
-        resumed = await stack.service.start()
-        if resumed:
-            print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
         started = []
         try:
             for adapter in adapters:
                 await adapter.start(stack.inbox)
                 started.append(adapter)
                 log.info("%s adapter started", adapter.name)
+            # Connected first: a resumed reply finds its platform ready.
+            resumed = await stack.service.start()
+            if resumed:
+                print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
             async with running_challenges(stack, adapters):
                 await _serve(console, stack.service, keep_running=bool(platforms))
         finally:

@@ -60,21 +60,23 @@ async def bot_stack(
 ) -> AsyncIterator[Stack]:
     """Run the stack with the adapters ``adapters(stack)`` builds, attached and started.
 
-    The service resumes what the store holds before the adapters start listening, as
-    ``hordebot run`` does.
+    The adapters are connected before the service resumes what the store holds, so a resumed
+    reply finds its platform ready, as in ``hordebot run``.
     """
     config = load_config(str(config_path))
     async with running_stack(config, with_worker=with_worker) as stack:
         built = list(adapters(stack))
         for adapter in built:
             stack.service.attach(adapter)
-        await stack.service.start()
+        started: list[Adapter] = []
         try:
             for adapter in built:
                 await adapter.start(stack.inbox)
+                started.append(adapter)
+            await stack.service.start()
             yield stack
         finally:
-            for adapter in reversed(built):
+            for adapter in reversed(started):
                 await adapter.stop()
 
 
