@@ -1,5 +1,8 @@
 """The whole bot (embedded horde, tiny-model worker) behind the Lemmy adapter, against the fake
-instance: replies with real images, restarts, platform faults, token expiry, NSFW spoilers."""
+instance: replies with real images, restarts, platform faults, token expiry, NSFW spoilers.
+
+The first test is served by the tiny-model worker; the others are about Lemmy's side and use the
+fake worker, which answers in milliseconds instead of many seconds on a busy CPU."""
 
 from __future__ import annotations
 
@@ -18,10 +21,9 @@ from bots.deps import AdapterDeps
 from bots.lemmy import factory
 from bots.lemmy.adapter import LemmyAdapter
 from bots.stack import Stack
-from core.catalog import Catalog
 from tests.bots.lemmy.conftest import BOT
 from tests.peers.lemmy import FakeComment, FakeLemmy
-from tests.support.bot_stack import bot_stack, write_bot_config
+from tests.support.bot_stack import bot_stack, fake_worker, write_bot_config
 
 pytestmark = pytest.mark.slow
 _IMAGE = re.compile(r"!\[[^\]]*\]\((\S+?)\)")
@@ -41,7 +43,7 @@ poll_interval_s = 0.2
 
 
 def adapters(stack: Stack) -> list[LemmyAdapter]:
-    built = factory.build(stack.config, AdapterDeps(stack.store, Catalog.from_config(stack.config)))
+    built = factory.build(stack.config, AdapterDeps(stack.store, stack.catalog))
     assert built is not None
     return [built]
 
@@ -101,8 +103,10 @@ async def test_results_are_crossposted_to_the_gallery(
     lemmy: FakeLemmy, tmp_path: Path, stack_tiny_model: str
 ) -> None:
     post = lemmy.add_post("alice", "art")
-    path = config_for(tmp_path, lemmy, stack_tiny_model, extra='gallery_community = "gallery"')
-    async with bot_stack(path, adapters):
+    path = config_for(
+        tmp_path, lemmy, stack_tiny_model, extra='gallery_community = "gallery"', worker=False
+    )
+    async with bot_stack(path, adapters, with_worker=False) as stack, fake_worker(stack):
         asked = lemmy.comment(
             "alice", post.id, "@hordebot draw me a lighthouse --steps 4 --size 64x64"
         )
@@ -128,8 +132,8 @@ async def test_a_restart_in_the_middle_gives_exactly_one_reply(
     assert lemmy.comments_by(BOT) == []
     lemmy.fail_next("/api/v3/user/mention/mark_as_read", "500", count=0)
     lemmy._faults.clear()
-    second = config_for(tmp_path, lemmy, stack_tiny_model)
-    async with bot_stack(second, adapters):
+    second = config_for(tmp_path, lemmy, stack_tiny_model, worker=False)
+    async with bot_stack(second, adapters, with_worker=False) as stack, fake_worker(stack):
         reply = await one_reply(lemmy, asked)
         await assert_real_images(lemmy, reply.content)
         await wait_for(lambda: lemmy.unread_mentions(BOT) == 0, 5)
@@ -141,11 +145,11 @@ async def test_faults_on_posting_and_uploading_are_retried_into_one_reply(
     lemmy: FakeLemmy, tmp_path: Path, stack_tiny_model: str
 ) -> None:
     post = lemmy.add_post("alice", "art")
-    path = config_for(tmp_path, lemmy, stack_tiny_model)
+    path = config_for(tmp_path, lemmy, stack_tiny_model, worker=False)
     for where in ("/api/v3/comment", "/pictrs/image"):
         lemmy.fail_next(where, "500")
         lemmy.fail_next(where, "429")
-    async with bot_stack(path, adapters):
+    async with bot_stack(path, adapters, with_worker=False) as stack, fake_worker(stack):
         asked = lemmy.comment(
             "alice", post.id, "@hordebot draw me a lighthouse --steps 4 --size 64x64"
         )
@@ -159,8 +163,8 @@ async def test_an_expired_token_is_renewed_by_logging_in_again(
     lemmy: FakeLemmy, tmp_path: Path, stack_tiny_model: str
 ) -> None:
     post = lemmy.add_post("alice", "art")
-    path = config_for(tmp_path, lemmy, stack_tiny_model)
-    async with bot_stack(path, adapters):
+    path = config_for(tmp_path, lemmy, stack_tiny_model, worker=False)
+    async with bot_stack(path, adapters, with_worker=False) as stack, fake_worker(stack):
         logins = lemmy.count("POST", "/api/v3/user/login")
         lemmy.expire_tokens()
         lemmy.fail_next("/api/v3/comment", "401")
@@ -177,8 +181,10 @@ async def test_nsfw_images_are_spoilered_only_in_nsfw_communities(
 ) -> None:
     sfw = lemmy.add_post("alice", "art")
     nsfw = lemmy.add_post("alice", "nsfwart")
-    path = config_for(tmp_path, lemmy, stack_tiny_model, extra='nsfw_communities = ["nsfwart"]')
-    async with bot_stack(path, adapters):
+    path = config_for(
+        tmp_path, lemmy, stack_tiny_model, extra='nsfw_communities = ["nsfwart"]', worker=False
+    )
+    async with bot_stack(path, adapters, with_worker=False) as stack, fake_worker(stack):
         there = lemmy.comment(
             "alice", nsfw.id, "@hordebot draw me a lighthouse --nsfw --steps 4 --size 64x64"
         )
