@@ -17,7 +17,7 @@ from bots.stack import Stack
 from core.contract import Adapter
 from tests.bots.reddit.conftest import IMAGES
 from tests.peers.reddit import RedditFake
-from tests.support.bot_stack import bot_stack, write_bot_config
+from tests.support.bot_stack import bot_stack, fake_worker, write_bot_config
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +96,7 @@ async def test_a_restart_in_the_middle_answers_exactly_once(
         comment = reddit.add_comment("pics", "alice", "draw me a lighthouse --steps 4 --size 64x64")
         await until(lambda: stack.service.in_flight_for("reddit:alice"))
     assert reddit.replies_to(comment) == []
-    working = write_bot_config(tmp_path, tiny_model=stack_tiny_model, sections=text)
-    async with bot_stack(working, adapters) as stack:
+    async with bot_stack(waiting, adapters, with_worker=False) as stack, fake_worker(stack):
         await until(lambda: reddit.replies_to(comment))
         await stack.service.wait_idle()
         await asyncio.sleep(1.0)
@@ -108,11 +107,13 @@ async def test_a_restart_in_the_middle_answers_exactly_once(
 async def test_a_5xx_and_a_429_on_the_reply_are_retried_into_one_reply(
     reddit: RedditFake, tmp_path: Path, stack_tiny_model: str
 ) -> None:
-    config = write_bot_config(tmp_path, tiny_model=stack_tiny_model, sections=section(reddit))
+    config = write_bot_config(
+        tmp_path, tiny_model=stack_tiny_model, sections=section(reddit), worker=False
+    )
     reddit.fail("/api/comment", times=1, status=503)
     reddit.fail("/api/comment", times=1, status=500)
     reddit.fail("/api/comment", times=1, status=429, **{"Retry-After": "1"})
-    async with bot_stack(config, adapters) as stack:
+    async with bot_stack(config, adapters, with_worker=False) as stack, fake_worker(stack):
         comment = reddit.add_comment("pics", "alice", "draw me a lighthouse --steps 4 --size 64x64")
         await until(lambda: reddit.replies_to(comment))
         await stack.service.wait_idle()
