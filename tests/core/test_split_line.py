@@ -6,6 +6,7 @@ import pytest
 
 from core.errors import UserError
 from core.grammar import split_line
+from core.planner import dream_text
 
 
 @pytest.mark.parametrize(
@@ -36,3 +37,17 @@ def test_a_bare_line_is_a_prompt_where_the_caller_says_so() -> None:
 def test_an_unknown_slash_command_names_the_closest() -> None:
     with pytest.raises(UserError, match="/stlyes"):
         split_line("/stlyes")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("styles of rain over a city", "styles of rain over a city"),
+        ("draw me styles of rain", "styles of rain"),
+        ("/dream help wanted sign", "help wanted sign"),
+        ("a fox", "a fox"),
+        ("/nosuch fox", "/nosuch fox"),
+    ],
+)
+def test_a_dream_keeps_prompts_that_open_with_a_command_word(text: str, expected: str) -> None:
+    assert dream_text(text) == expected
