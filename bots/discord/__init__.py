@@ -1,0 +1,1 @@
+"""The Discord adapter: slash commands, mentions, buttons and embeds over discord.py."""
