@@ -21,3 +21,29 @@ def test_no_sections_no_platforms(tmp_path: Path) -> None:
     path = tmp_path / "bot.toml"
     path.write_text("[console]\nenabled = true\n", encoding="utf-8")
     assert configured_platforms(load_config(str(path))) == []
+
+
+def test_the_example_config_sections_are_valid_and_switched_off() -> None:
+    import importlib
+
+    from pydantic import BaseModel
+
+    from bots.platforms import PLATFORMS
+    from core.challenges.config import parse_challenges_config
+    from tests.support.paths import REPO
+
+    config = load_config(str(REPO / "config.example.toml"))
+    assert configured_platforms(config) == []
+    for name in PLATFORMS:
+        module = importlib.import_module(f"bots.{name}.config")
+        (model,) = [
+            value
+            for key, value in vars(module).items()
+            if key.lower() == f"{name}config" and isinstance(value, type)
+        ]
+        assert issubclass(model, BaseModel)
+        section = config.raw_section(name)
+        assert section, f"config.example.toml has no [{name}] section"
+        assert model.model_validate(section).enabled is False  # type: ignore[attr-defined]
+    challenges = parse_challenges_config(config.raw_section("challenges"), "example")
+    assert challenges.recurring

@@ -1,0 +1,1 @@
+"""The Mastodon adapter: mentions in (streaming, polling, catch-up), replies with media out."""
