@@ -162,6 +162,7 @@ class GenerationService:
         self._throttle = Throttle(settings.throttle, clock=clock)
         self._adapters: dict[str, Adapter] = {}
         self._delivery_listeners: list[DeliveryListener] = []
+        self._submitting: set[asyncio.Task[RequestAsync]] = set()
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._active = asyncio.Semaphore(settings.max_active)
@@ -205,6 +206,8 @@ class GenerationService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A request on its way to the horde finishes and is recorded, or it would be sent twice.
+        await asyncio.gather(*self._submitting, return_exceptions=True)
 
     # ---- the inbox ------------------------------------------------------------------------
 
@@ -341,7 +344,6 @@ class GenerationService:
             if accepted is None:
                 return
             horde_id = accepted.id
-            await self._ledger.mark_submitted(generation.id, horde_id)
             if (running := self._running.get(generation.id)) is not None:
                 running.horde_id = horde_id
             state = "submitted"
@@ -363,7 +365,6 @@ class GenerationService:
                 accepted = await self._submit_when_possible(generation, whole_horde=True)
                 if accepted is None:
                     return
-                await self._ledger.mark_submitted(generation.id, accepted.id)
                 running.horde_id = accepted.id
                 try:
                     final = await self._poller.track(accepted.id, self._progress_cb(generation))
@@ -394,7 +395,7 @@ class GenerationService:
         for attempt in itertools.count(1):
             try:
                 client = await self._client_for(generation)
-                return await client.generate(body)
+                return await self._generate_recorded(client, body, generation)
             except TooManyPrompts:
                 delay = min(self._settings.busy_retry_s * attempt, 30.0)
             except HordeError as exc:
@@ -405,6 +406,24 @@ class GenerationService:
             log.info("generation %s waits %.0f s before submitting again", generation.id, delay)
             await asyncio.sleep(delay)
         return None
+
+    async def _generate_recorded(
+        self, client: HordeClient, body: GenerationInput, generation: StoredGeneration
+    ) -> RequestAsync:
+        """Send the request and record its horde id as one step that a stop lets finish.
+
+        Cancelled between the two, a restart would send (and pay for) the same request again.
+        """
+
+        async def send_and_record() -> RequestAsync:
+            accepted = await client.generate(body)
+            await self._ledger.mark_submitted(generation.id, accepted.id)
+            return accepted
+
+        task = asyncio.create_task(send_and_record(), name=f"submit-{generation.id}")
+        self._submitting.add(task)
+        task.add_done_callback(self._submitting.discard)
+        return await asyncio.shield(task)
 
     async def _online_community(self, wanted: Sequence[str]) -> list[str]:
         """The ids of the named workers (by id or name) that are online; the list is cached."""
