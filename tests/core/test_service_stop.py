@@ -18,10 +18,10 @@ async def test_a_stop_mid_submit_waits_for_the_horde_id_and_records_it(bot: Bot)
     sent: list[str] = []
     original = bot.client.generate
 
-    async def slow_generate(body: GenerationInput) -> RequestAsync:
+    async def slow_generate(request: GenerationInput) -> RequestAsync:
         entered.set()
         await release.wait()
-        accepted = await original(body)
+        accepted = await original(request)
         sent.append(accepted.id)
         return accepted
 
