@@ -92,3 +92,31 @@ def http_verdict(status: int | None, retry_after: str | float | None = None) -> 
     if status is None or status == 429 or status >= 500:
         return Verdict(True, wait)
     return Verdict(False)
+
+
+async def poll_forever(
+    poll_once: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    backoff: Backoff,
+    what: str,
+    sleep: Sleep = asyncio.sleep,
+) -> None:
+    """Call ``poll_once`` every ``interval_s`` until cancelled; never stop on an error.
+
+    A platform that is down, a bad token or a bug on one item makes the next round wait longer
+    (the backoff, never less than the interval), and a good round resets the wait.
+    """
+    failures = 0
+    while True:
+        try:
+            await poll_once()
+            failures = 0
+            delay = interval_s
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed", what)
+            delay = max(interval_s, backoff.delay(failures))
+            failures += 1
+        await sleep(delay)

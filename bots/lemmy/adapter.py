@@ -25,7 +25,7 @@ from bots.lemmy.limits import LIMITS
 from bots.lemmy.wire import Community
 from core.contract import DeliveryError, Inbox, PlatformLimits, Votes
 from core.messages import AckKind, OutImage, Progress, Reply, ReplyTarget
-from core.retrying import Backoff, call_with_retries
+from core.retrying import Backoff, call_with_retries, poll_forever
 from core.shaping import Post, shape
 
 log = logging.getLogger(__name__)
@@ -90,19 +90,12 @@ class LemmyAdapter:
     # ---- inbound ---------------------------------------------------------------------------
 
     async def _poll_loop(self, inbox: Inbox) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.poll_once(inbox)
-                failures = 0
-                delay = self._config.poll_interval_s
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("polling %s failed", self._config.base_url)
-                delay = max(self._config.poll_interval_s, self._backoff.delay(failures))
-                failures += 1
-            await asyncio.sleep(delay)
+        await poll_forever(
+            lambda: self.poll_once(inbox),
+            interval_s=self._config.poll_interval_s,
+            backoff=self._backoff,
+            what=f"polling {self._config.base_url}",
+        )
 
     async def poll_once(self, inbox: Inbox) -> int:
         """Read unread mentions and replies once and hand each to the core; returns how many."""

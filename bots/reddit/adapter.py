@@ -30,7 +30,7 @@ from bots.reddit.limits import LIMITS
 from bots.reddit.render import PostedImages
 from core.contract import DeliveryError, Inbox, PlatformLimits, Votes
 from core.messages import AckKind, OutImage, Progress, Reply, ReplyTarget
-from core.retrying import Backoff, Sleep, call_with_retries
+from core.retrying import Backoff, Sleep, call_with_retries, poll_forever
 from core.shaping import Post, shape
 
 log = logging.getLogger(__name__)
@@ -99,20 +99,13 @@ class RedditAdapter:
     # ---- listening ---------------------------------------------------------------------------
 
     async def _listen(self, inbox: Inbox) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.poll_once(inbox)
-                failures = 0
-                delay = self._config.poll_interval_s
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Reddit down, a bad token, a bug on one item: wait longer, never stop listening.
-                log.exception("reddit: polling failed")
-                delay = self._backoff.delay(failures)
-                failures += 1
-            await self._sleep(delay)
+        await poll_forever(
+            lambda: self.poll_once(inbox),
+            interval_s=self._config.poll_interval_s,
+            backoff=self._backoff,
+            what="reddit: polling",
+            sleep=self._sleep,
+        )
 
     async def poll_once(self, inbox: Inbox) -> None:
         """One round: new subreddit comments, then the unread inbox."""

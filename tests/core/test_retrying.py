@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from core.retrying import Backoff, Verdict, call_with_retries, http_verdict
+from core.retrying import Backoff, Verdict, call_with_retries, http_verdict, poll_forever
 
 
 class Flaky(Exception):
@@ -88,3 +90,25 @@ def test_backoff_grows_caps_and_jitters_within_its_bound() -> None:
     for attempt, base in enumerate([0.5, 1.5, 4.5, 10.0, 10.0]):
         delay = backoff.delay(attempt)
         assert base <= delay <= base * 1.5
+
+
+async def test_polling_survives_errors_backs_off_and_resets_after_a_good_round() -> None:
+    waits: list[float] = []
+    outcomes = [None, RuntimeError("down"), RuntimeError("down"), None, RuntimeError("bug")]
+
+    async def poll_once() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if not outcomes:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await poll_forever(
+            poll_once, interval_s=1.5, backoff=NO_JITTER, what="polling the fake", sleep=sleep
+        )
+    # good → interval; errors → backoff, never below the interval; good resets the count.
+    assert waits == [1.5, 1.5, 2.0, 1.5, 1.5]

@@ -18,13 +18,12 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.peers.loopback import loopback_server, wait_started
+from tests.peers.loopback import LoopbackPeer
 
 CHUNK = 4096
 
@@ -116,10 +115,13 @@ class Seen:
     authorization: str | None
 
 
-class FakeCivitai:
+class FakeCivitai(LoopbackPeer):
     """The fake server and its state; ``start()``/``stop()`` or use as a context manager."""
 
+    label = "fake CivitAI"
+
     def __init__(self) -> None:
+        super().__init__()
         self.models: dict[int, FakeModel] = {}
         self.versions: dict[int, FakeVersion] = {}
         self.seen: list[Seen] = []
@@ -132,9 +134,6 @@ class FakeCivitai:
         self._fail_status = 503
         self._next_file_id = 1
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -286,29 +285,6 @@ class FakeCivitai:
                 Route("/login", self._login),
             ]
         )
-
-    # ---- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> FakeCivitai:
-        """Serve on 127.0.0.1, a free port, in a daemon thread; returns once accepting."""
-        self._server = loopback_server(self.app())
-        self._thread = threading.Thread(target=self._server.run, name="fake-civitai", daemon=True)
-        self._thread.start()
-        port = wait_started(self._server, self._thread, "fake CivitAI", timeout=10)
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeCivitai:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def serve() -> Iterator[FakeCivitai]:

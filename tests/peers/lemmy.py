@@ -18,14 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.peers.loopback import loopback_server, wait_started
+from tests.peers.loopback import LoopbackPeer
 
 VERSION = "0.19.13"
 PUBLISHED = "2025-01-01T00:00:00.000000Z"
@@ -109,10 +108,13 @@ class _State:
     tokens: dict[str, int] = field(default_factory=dict)
 
 
-class FakeLemmy:
+class FakeLemmy(LoopbackPeer):
     """The fake server and its state; ``start()``/``stop()`` or use as a context manager."""
 
+    label = "fake Lemmy"
+
     def __init__(self, host_name: str = "lemmy.test") -> None:
+        super().__init__()
         self.host_name = host_name
         self.version = VERSION
         self.seen: list[Seen] = []
@@ -120,9 +122,6 @@ class FakeLemmy:
         self._faults: dict[str, list[str]] = {}
         self._next_id = 1
         self._lock = threading.RLock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
 
     # ---- state, for tests --------------------------------------------------------------------
 
@@ -630,29 +629,6 @@ class FakeLemmy:
                 Route("/pictrs/image/{name}", self._serve_image),
             ]
         )
-
-    # ---- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> FakeLemmy:
-        """Serve on 127.0.0.1, a free port, in a daemon thread; returns once accepting."""
-        self._server = loopback_server(self.app())
-        self._thread = threading.Thread(target=self._server.run, name="fake-lemmy", daemon=True)
-        self._thread.start()
-        port = wait_started(self._server, self._thread, "fake Lemmy", timeout=10)
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeLemmy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def serve() -> Iterator[FakeLemmy]:
