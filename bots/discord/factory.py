@@ -5,15 +5,13 @@ from __future__ import annotations
 from bots.deps import AdapterDeps
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.config import DiscordConfig
+from bots.sections import platform_section
 from core.config import Config
 
 
 def build(config: Config, deps: AdapterDeps) -> DiscordAdapter | None:
     """The adapter, or ``None`` when ``[discord]`` is absent or ``enabled = false``."""
-    section = config.raw_section("discord")
-    if not section:
-        return None
-    parsed = DiscordConfig.model_validate(dict(section))
-    if not parsed.enabled:
+    parsed = platform_section(config, "discord", DiscordConfig)
+    if parsed is None:
         return None
     return DiscordAdapter(parsed, deps)

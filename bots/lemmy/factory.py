@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from bots.deps import AdapterDeps
 from bots.lemmy.adapter import LemmyAdapter
 from bots.lemmy.client import LemmyClient
 from bots.lemmy.config import LemmyConfig
+from bots.sections import platform_section
 from core.config import Config
-from core.errors import UserError
-
-
-def parse_config(config: Config) -> LemmyConfig | None:
-    """The validated section, or ``None`` when it is absent or disabled."""
-    section = config.raw_section("lemmy")
-    if not section or section.get("enabled", True) is False:
-        return None
-    try:
-        return LemmyConfig.model_validate(section)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"lemmy.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise UserError(f"{config.path or '<config>'}: {problems}") from None
 
 
 def build(config: Config, deps: AdapterDeps) -> LemmyAdapter | None:
     """The adapter, or ``None`` when ``[lemmy]`` is absent or ``enabled = false``."""
-    section = parse_config(config)
+    section = platform_section(config, "lemmy", LemmyConfig)
     if section is None:
         return None
     client = LemmyClient(

@@ -47,3 +47,20 @@ def test_the_example_config_sections_are_valid_and_switched_off() -> None:
         assert model.model_validate(section).enabled is False  # type: ignore[attr-defined]
     challenges = parse_challenges_config(config.raw_section("challenges"), "example")
     assert challenges.recurring
+
+
+def test_a_bad_key_in_a_platform_section_is_one_line_naming_it(tmp_path: Path) -> None:
+    import pytest
+
+    from bots.platforms import build_adapters
+    from core.errors import UserError
+
+    path = tmp_path / "bot.toml"
+    path.write_text(
+        '[lemmy]\ninstance_url = "http://127.0.0.1:1"\nusername = "b"\npasword_env = "X"\n'
+    )
+    with pytest.raises(UserError) as caught:
+        build_adapters(load_config(str(path)), None)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "lemmy.pasword_env" in message
+    assert "\n" not in message
