@@ -1,30 +1,14 @@
-"""A platform's config section, validated by its pydantic model, with problems as one line."""
+"""A platform's config section as its pydantic model, or None when it is off."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from core.config import Config
-from core.errors import UserError
+from core.config import Config, validate_section
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def validate_section(
-    name: str, section: Mapping[str, Any], model: type[M], origin: str = "<config>"
-) -> M:
-    """``section`` as ``model``; every problem is named by its key, in one line."""
-    try:
-        return model.model_validate(dict(section))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{name}.{'.'.join(str(p) for p in err['loc']) or '(section)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise UserError(f"{origin}: {problems}") from None
 
 
 def platform_section(config: Config, name: str, model: type[M]) -> M | None:

@@ -7,8 +7,9 @@ sections stay raw here; their owners validate them. Errors name the key and the 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -141,3 +142,20 @@ def load_config(path: str | Path | None) -> Config:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise UserError(f"{file}: {problems}") from None
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validate_section(
+    name: str, section: Mapping[str, Any], model: type[_M], origin: str = "<config>"
+) -> _M:
+    """``section`` as ``model``; every problem is named by its key, in one line."""
+    try:
+        return model.model_validate(dict(section))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{name}.{'.'.join(str(p) for p in err['loc']) or '(section)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise UserError(f"{origin}: {problems}") from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bots.deps import AdapterDeps
 from bots.mastodon.adapter import MastodonAdapter
 from bots.mastodon.config import MastodonConfig
-from bots.sections import platform_section, validate_section
-from core.config import Config
+from bots.sections import platform_section
+from core.config import Config, validate_section
 
 
 def parse_section(section: dict[str, object], origin: str = "<config>") -> MastodonConfig:

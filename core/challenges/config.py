@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.config import validate_section
 from core.errors import UserError
 from core.store.challenges import Venue
 
@@ -124,11 +125,4 @@ class ChallengesConfig(_Section):
 
 def parse_challenges_config(raw: Mapping[str, Any], where: str) -> ChallengesConfig:
     """The validated section; errors name the key and the file."""
-    try:
-        return ChallengesConfig.model_validate(dict(raw))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"challenges.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise UserError(f"{where}: {problems}") from None
+    return validate_section("challenges", raw, ChallengesConfig, where)
