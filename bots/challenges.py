@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
@@ -35,10 +36,14 @@ async def running_challenges(
     *,
     clock: Clock | None = None,
     schedule: bool = True,
+    ready: asyncio.Event | None = None,
 ) -> AsyncIterator[ChallengeRunner | None]:
     """The runner (None when ``[challenges]`` is absent or disabled), scheduled until exit.
 
     ``schedule=False`` leaves the APScheduler out: a test drives ``advance`` on its own clock.
+    ``ready``: the inbox and delivery hooks are in place at once (so a command that arrives while
+    the adapters start is an entry, not a refusal), but nothing is scheduled or caught up, and so
+    nothing announced, until the event is set: the adapters are connected then.
     """
     raw = stack.config.raw_section("challenges")
     config = parse_challenges_config(raw, str(stack.config.path or "<defaults>"))
@@ -56,13 +61,24 @@ async def running_challenges(
     stack.service.on_delivered(runner.on_delivered)
     stack.inbox.use_challenges(runner)
     scheduler = ChallengeScheduler(runner, stack.config.store.url) if schedule else None
-    try:
+
+    async def begin() -> None:
+        if ready is not None:
+            await ready.wait()
         if scheduler is not None:
             await scheduler.start()
         else:
             await runner.catch_up()
+
+    beginning = asyncio.create_task(begin(), name="challenges-start")
+    try:
+        if ready is None:
+            await beginning
         yield runner
     finally:
+        beginning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beginning
         if scheduler is not None:
             await scheduler.stop()
         stack.inbox.use_challenges(None)

@@ -106,20 +106,22 @@ async def _run_async(config_path: str | None, text: str | None, out: str | None)
         for adapter in adapters:
             stack.service.attach(adapter)
         started = []
-        try:
-            for adapter in adapters:
-                await adapter.start(stack.inbox)
-                started.append(adapter)
-                log.info("%s adapter started", adapter.name)
-            # Connected first: a resumed reply finds its platform ready.
-            resumed = await stack.service.start()
-            if resumed:
-                print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
-            async with running_challenges(stack, adapters):
+        connected = asyncio.Event()
+        async with running_challenges(stack, adapters, ready=connected):
+            try:
+                for adapter in adapters:
+                    await adapter.start(stack.inbox)
+                    started.append(adapter)
+                    log.info("%s adapter started", adapter.name)
+                # Connected first: a resumed reply or a challenge post finds its platform ready.
+                resumed = await stack.service.start()
+                if resumed:
+                    print(f"resuming {resumed} generation(s) from the last run", file=sys.stderr)
+                connected.set()
                 await _serve(console, stack.service, keep_running=bool(platforms))
-        finally:
-            for adapter in reversed(started):
-                await adapter.stop()
+            finally:
+                for adapter in reversed(started):
+                    await adapter.stop()
     return 0
 
 

@@ -5,13 +5,17 @@ One date job per phase time of each challenge (``challenge:<id>:<phase>``), plus
 ``misfire_grace_time=None`` and ``coalesce=True``: one missed while the bot was down runs once at
 start. ``advance`` is idempotent, so a job that runs twice, or late, does nothing more.
 
-The job store is synchronous SQLAlchemy (APScheduler 3 has no async store): its few small writes run
-on the event loop. The jobs name the runner by the job store URL, so the same database after a
+The job store is synchronous SQLAlchemy (APScheduler 3 has no async store), so it never runs on
+the event loop: the scheduler is APScheduler's background (thread) scheduler, jobs are added from a
+worker thread, and a due job hands ``run_job`` back to the loop. On the loop, a synchronous write
+could wait on an SQLite lock held by the store's own transaction, which cannot commit while the
+loop is blocked. The jobs name the runner by the job store URL, so the same database after a
 restart finds the new runner.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 JOBS_TABLE = "challenge_jobs"
 SWEEP_JOB = "challenges:sweep"
 _RUNNERS: dict[str, ChallengeRunner] = {}
+_LOOPS: dict[str, asyncio.AbstractEventLoop] = {}
+# A job that runs longer than this (a horde outage during payout) is left to the next sweep.
+JOB_TIMEOUT_S = 600.0
 
 
 def sync_url(store_url: str) -> str:
@@ -58,16 +65,30 @@ async def run_job(runner_key: str, challenge_id: str | None) -> None:
         log.info("challenge %s is gone; its job does nothing", challenge_id)
 
 
+def run_job_from_thread(runner_key: str, challenge_id: str | None) -> None:
+    """The stored jobs' function: run ``run_job`` on the bot's event loop and wait for it."""
+    loop = _LOOPS.get(runner_key)
+    if loop is None or loop.is_closed():
+        log.warning("challenge job for %s found no running bot", runner_key)
+        return
+    future = asyncio.run_coroutine_threadsafe(run_job(runner_key, challenge_id), loop)
+    try:
+        future.result(timeout=JOB_TIMEOUT_S)
+    except Exception:
+        log.exception("challenge job %s failed; the sweep retries it", challenge_id)
+
+
 class ChallengeScheduler:
     """Owns the APScheduler instance; start after the adapters, stop before them."""
 
     def __init__(self, runner: ChallengeRunner, store_url: str) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runner = runner
         self._key = sync_url(store_url)
-        self._scheduler = AsyncIOScheduler(
+        self._pending: set[asyncio.Task[None]] = set()
+        self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=self._key, tablename=JOBS_TABLE)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
@@ -77,10 +98,12 @@ class ChallengeScheduler:
     async def start(self) -> None:
         """Catch up on everything due, then let stored jobs (missed ones at once) run."""
         _RUNNERS[self._key] = self.runner
+        _LOOPS[self._key] = asyncio.get_running_loop()
         await self.runner.catch_up()
-        self._scheduler.start()
-        self._scheduler.add_job(
-            run_job,
+        await asyncio.to_thread(self._scheduler.start)
+        await asyncio.to_thread(
+            self._scheduler.add_job,
+            run_job_from_thread,
             "interval",
             seconds=self.runner.config.retry_seconds,
             args=[self._key, None],
@@ -88,19 +111,34 @@ class ChallengeScheduler:
             replace_existing=True,
         )
         for challenge in await self.runner.repo.listed(("scheduled", "open", "voting"), limit=1000):
-            self.schedule(challenge)
+            await asyncio.to_thread(self._add_phase_jobs, challenge)
 
     async def stop(self) -> None:
         """Stop running jobs; they stay stored for the next start."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            await asyncio.to_thread(self._scheduler.shutdown, wait=False)
         if _RUNNERS.get(self._key) is self.runner:
             del _RUNNERS[self._key]
+            _LOOPS.pop(self._key, None)
 
     def schedule(self, challenge: Challenge) -> None:
-        """A date job at each of the challenge's phase times (replacing older ones)."""
+        """Date jobs at the challenge's phase times, written from a worker thread."""
         if not self._scheduler.running:
             return
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self._add_phase_jobs, challenge)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> None:
+        """Wait until the jobs of every change so far are stored."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _add_phase_jobs(self, challenge: Challenge) -> None:
         times = {
             "open": challenge.opens_at,
             "entries": challenge.entries_close_at,
@@ -108,7 +146,7 @@ class ChallengeScheduler:
         }
         for phase, moment in times.items():
             self._scheduler.add_job(
-                run_job,
+                run_job_from_thread,
                 "date",
                 run_date=max(moment, datetime.now(UTC)),
                 args=[self._key, challenge.id],

@@ -33,6 +33,7 @@ async def test_missed_job_runs_once_at_the_next_start(tmp_path: Path) -> None:
         opens = datetime.now(UTC) + timedelta(seconds=1)
         created = await runner.create(theme="owls", created_by="t", opens_at=opens)
         assert created is not None
+        await first.settled()
         assert f"challenge:{created.id}:open" in first.job_ids()
         await first.stop()  # the bot is down when the job is due
         await asyncio.sleep(1.5)
