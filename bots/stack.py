@@ -11,9 +11,10 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from core.blocklist import Blocklist
@@ -22,6 +23,7 @@ from core.config import Config
 from core.errors import UserError
 from core.horde.client import HordeClient
 from core.horde.poller import HordePoller, PollPolicy
+from core.horde.ratelimit import HORDE_LIMITS, Rate
 from core.horde.wire import ANON_API_KEY
 from core.inbox import CommandInbox
 from core.planner import CatalogPlanner
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 EMBEDDED = "embedded"
 BOT_USER = "hordebot"
 LOCAL_WORKER_USER = "local-worker"
+LOCAL_LIMITS: Mapping[str, tuple[Rate, ...]] = MappingProxyType({"default": ()})
 LOCAL_POLL = PollPolicy(first_check_s=0.5, min_interval_s=0.5, max_interval_s=2.0)
 # The bot's own account on an embedded horde starts rich enough for any demo.
 BOT_KUDOS = 1_000_000.0
@@ -96,9 +99,11 @@ async def running_stack(config: Config, *, with_worker: bool = True) -> AsyncIte
         store = await Store.open(config.store.url, secret_box=box)
         stack.push_async_callback(store.close)
 
-        client = HordeClient(bot_key, base_url=horde_url)
+        # The embedded horde is on this machine and has no rate limits: the public horde's limits
+        # (one /check a second for the whole bot) would be the bot's ceiling; look often instead.
+        limits = LOCAL_LIMITS if config.horde.embedded else HORDE_LIMITS
+        client = HordeClient(bot_key, base_url=horde_url, limits=limits)
         stack.push_async_callback(client.aclose)
-        # The embedded horde is on this machine and has no rate limits: look often, answer fast.
         poller = HordePoller(client, LOCAL_POLL if config.horde.embedded else None)
         stack.push_async_callback(poller.aclose)
 
