@@ -81,15 +81,18 @@ def run_job_from_thread(runner_key: str, challenge_id: str | None) -> None:
 class ChallengeScheduler:
     """Owns the APScheduler instance; start after the adapters, stop before them."""
 
-    def __init__(self, runner: ChallengeRunner, store_url: str) -> None:
+    def __init__(
+        self, runner: ChallengeRunner, store_url: str, *, schema: str | None = None
+    ) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runner = runner
         self._key = sync_url(store_url)
         self._pending: set[asyncio.Task[None]] = set()
+        self._jobstore = SQLAlchemyJobStore(url=self._key, tablename=JOBS_TABLE, tableschema=schema)
         self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=self._key, tablename=JOBS_TABLE)},
+            jobstores={"default": self._jobstore},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -119,6 +122,8 @@ class ChallengeScheduler:
             await asyncio.gather(*self._pending, return_exceptions=True)
         if self._scheduler.running:
             await asyncio.to_thread(self._scheduler.shutdown, wait=False)
+            # The scheduler's thread may take a connection after its store closed the pool.
+            await asyncio.to_thread(self._jobstore.engine.dispose)
         if _RUNNERS.get(self._key) is self.runner:
             del _RUNNERS[self._key]
             _LOOPS.pop(self._key, None)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from core.challenges.config import ChallengesConfig
 from core.challenges.runner import ChallengeRunner
 from core.challenges.scheduler import ChallengeScheduler, sync_url
 from core.horde.client import HordeClient
-from core.store import SecretBox, Store
+from core.store import SecretBox
 from tests.core.challenges.venues import VenueAdapter
+from tests.core.store.conftest import Backend, backend  # noqa: F401 - fixture
 
 
 def test_job_store_url_is_the_store_database_with_a_sync_driver() -> None:
@@ -20,15 +20,15 @@ def test_job_store_url_is_the_store_database_with_a_sync_driver() -> None:
     assert sync_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
 
 
-async def test_missed_job_runs_once_at_the_next_start(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/bot.db"
-    store = await Store.open(url, secret_box=SecretBox(b"k" * 32))
+async def test_missed_job_runs_once_at_the_next_start(backend: Backend) -> None:  # noqa: F811
+    url = backend.url
+    store = await backend.open(SecretBox(b"k" * 32))
     venue = VenueAdapter("discord")
     horde = HordeClient("0000000000", base_url="http://127.0.0.1:9/api")
     config = ChallengesConfig(venues=("discord:1",), retry_seconds=3600)
     try:
         runner = ChallengeRunner(store=store, horde=horde, venues={"discord": venue}, config=config)
-        first = ChallengeScheduler(runner, url)
+        first = ChallengeScheduler(runner, url, schema=backend.schema)
         await first.start()
         opens = datetime.now(UTC) + timedelta(seconds=1)
         created = await runner.create(theme="owls", created_by="t", opens_at=opens)
@@ -40,7 +40,7 @@ async def test_missed_job_runs_once_at_the_next_start(tmp_path: Path) -> None:
         assert venue.posts == []
 
         again = ChallengeRunner(store=store, horde=horde, venues={"discord": venue}, config=config)
-        second = ChallengeScheduler(again, url)
+        second = ChallengeScheduler(again, url, schema=backend.schema)
         await second.start()
         await asyncio.sleep(0.5)
         await second.stop()
