@@ -129,31 +129,48 @@ class ChallengeScheduler:
             _LOOPS.pop(self._key, None)
 
     def schedule(self, challenge: Challenge) -> None:
-        """Date jobs at the challenge's phase times, written from a worker thread."""
+        """Date jobs at the challenge's future phase times, written from a worker thread; what
+        is due already is advanced at once, on the loop."""
         if not self._scheduler.running:
             return
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self._add_phase_jobs, challenge)
-        )
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(asyncio.to_thread(self._add_phase_jobs, challenge))]
+        if min(self._phase_times(challenge).values()) <= self.runner.now():
+            tasks.append(loop.create_task(self._advance_now(challenge.id)))
+        for task in tasks:
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _advance_now(self, challenge_id: str) -> None:
+        try:
+            await run_job(self._key, challenge_id)
+        except Exception:
+            log.exception("challenge %s could not advance; the sweep retries it", challenge_id)
 
     async def settled(self) -> None:
         """Wait until the jobs of every change so far are stored."""
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    def _add_phase_jobs(self, challenge: Challenge) -> None:
-        times = {
+    @staticmethod
+    def _phase_times(challenge: Challenge) -> dict[str, datetime]:
+        return {
             "open": challenge.opens_at,
             "entries": challenge.entries_close_at,
             "voting": challenge.voting_close_at,
         }
-        for phase, moment in times.items():
+
+    def _add_phase_jobs(self, challenge: Challenge) -> None:
+        # Only future times: a job due at once would race the scheduler's thread, which runs and
+        # removes it while this thread may still be replacing it.
+        now = datetime.now(UTC)
+        for phase, moment in self._phase_times(challenge).items():
+            if moment <= now:
+                continue
             self._scheduler.add_job(
                 run_job_from_thread,
                 "date",
-                run_date=max(moment, datetime.now(UTC)),
+                run_date=moment,
                 args=[self._key, challenge.id],
                 id=f"challenge:{challenge.id}:{phase}",
                 replace_existing=True,
