@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -64,8 +65,12 @@ class DiscordAdapter:
         *,
         client: DiscordBot | None = None,
         connect: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``connect=False``: something else runs ``client`` (a test harness, a supervisor)."""
+        """``connect=False``: something else runs ``client`` (a test harness, a supervisor).
+
+        ``clock`` paces progress edits; a test gives it the virtual Discord's time.
+        """
         self._config = config
         self._deps = deps
         self.client = client or DiscordBot(config)
@@ -77,6 +82,7 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._submits: set[asyncio.Task[None]] = set()
         self._last_progress: dict[str, float] = {}
+        self._clock = clock
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -161,7 +167,7 @@ class DiscordAdapter:
         data = dict(target.data)
         if data.get("kind") != inbound.INTERACTION:
             return
-        now = time.monotonic()
+        now = self._clock()
         last = self._last_progress.get(progress.generation_id)
         if last is not None and now - last < self._config.progress_interval_seconds:
             return
