@@ -116,3 +116,29 @@ def _with_alt(image: OutImage, limit: int) -> OutImage:
         nsfw=image.nsfw,
         censored=image.censored,
     )
+
+
+def split_text(text: str, limit: int, *, most: int | None = None) -> list[str]:
+    """``text`` cut at line breaks into messages of at most ``limit`` characters, a longer line
+    into pieces; with ``most``, the rest is clipped into the last message (a long ``/help`` on a
+    platform whose posts are short)."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines() or [""]:
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        joined = f"{current}\n{line}" if current else line
+        if len(joined) <= limit:
+            current = joined
+        else:
+            chunks.append(current)
+            current = line
+    if current or not chunks:
+        chunks.append(current)
+    if most is not None and len(chunks) > most:
+        chunks = [*chunks[: most - 1], clip("\n".join(chunks[most - 1 :]), limit)]
+    return chunks

@@ -32,14 +32,13 @@ from bots.discord.render import (
     queued_embed,
     render_reply,
     styles_page,
-    text_chunks,
 )
 from core.commands import COMMANDS, Kind, Option
 from core.contract import Inbox, PlatformLimits, Votes
 from core.errors import UserError
 from core.grammar import split_line
 from core.messages import Ack, AckKind, Action, Invocation, OutImage, Progress, Reply, ReplyTarget
-from core.shaping import Post, clip
+from core.shaping import Post, clip, split_text
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +305,7 @@ class DiscordAdapter:
         elif ack.kind is AckKind.DUPLICATE:
             await interaction.delete_original_response()
         else:
-            chunks = text_chunks(ack.message or "done")
+            chunks = split_text(ack.message or "done", LIMITS.max_text)
             await interaction.edit_original_response(content=chunks[0])
             for chunk in chunks[1:]:
                 await interaction.followup.send(chunk)
@@ -346,7 +345,7 @@ class DiscordAdapter:
             if ack.message:
                 await self._reply(message, f"note: {ack.message}")
         elif ack.kind in (AckKind.ANSWERED, AckKind.REJECTED):
-            for chunk in text_chunks(ack.message or "done"):
+            for chunk in split_text(ack.message or "done", LIMITS.max_text):
                 await self._reply(message, chunk)
 
     async def _reply(self, message: discord.Message, text: str) -> None:

@@ -121,21 +121,6 @@ def queued_embed(note: str = "") -> discord.Embed:
     return discord.Embed(description=clip(text, MAX_DESCRIPTION), colour=_WAIT)
 
 
-def text_chunks(text: str, limit: int = 2000) -> list[str]:
-    """``text`` cut at line ends into messages of at most ``limit`` characters."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.splitlines() or [""]:
-        line = clip(line, limit)
-        if current and len(current) + 1 + len(line) > limit:
-            chunks.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    chunks.append(current)
-    return [chunk for chunk in chunks if chunk] or [""]
-
-
 def style_names(library: StyleLibrary, query: str) -> list[str]:
     """What the style browser pages through: categories first, then styles, filtered."""
     word = query.casefold().strip()

@@ -15,7 +15,7 @@ from typing import Any
 
 from bots.mastodon.limits import LIMITS
 from core.messages import OutImage, Reply
-from core.shaping import clip, shape
+from core.shaping import clip, shape, split_text
 
 # Answers longer than one status go out as a short thread; past this many, the rest is cut.
 MAX_TEXT_STATUSES = 4
@@ -91,7 +91,7 @@ def plan_answer(text: str, target: Mapping[str, Any], *, key: str) -> list[Statu
     mention = mention_of(target)
     visibility = quiet_visibility(str(target.get("visibility", "public")))
     room = LIMITS.max_text - len(mention) - 1
-    chunks = chunk_text(text, room, MAX_TEXT_STATUSES)
+    chunks = split_text(text, room, most=MAX_TEXT_STATUSES)
     return [
         StatusPlan(f"{mention} {chunk}".strip(), visibility, idempotency_key(key, str(index)))
         for index, chunk in enumerate(chunks)
@@ -104,30 +104,6 @@ def plan_error(message: str, target: Mapping[str, Any], *, key: str) -> StatusPl
     text = clip(f"{mention} {_one_line(message)}".strip(), LIMITS.max_text)
     visibility = quiet_visibility(str(target.get("visibility", "public")))
     return StatusPlan(text, visibility, idempotency_key(key, "error"))
-
-
-def chunk_text(text: str, limit: int, most: int) -> list[str]:
-    """``text`` cut at line breaks into at most ``most`` pieces of at most ``limit`` characters."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.splitlines() or [""]:
-        while len(line) > limit:
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        joined = f"{current}\n{line}" if current else line
-        if len(joined) <= limit:
-            current = joined
-        else:
-            chunks.append(current)
-            current = line
-    if current or not chunks:
-        chunks.append(current)
-    if len(chunks) > most:
-        chunks = [*chunks[: most - 1], clip("\n".join(chunks[most - 1 :]), limit)]
-    return chunks
 
 
 def _one_line(text: str) -> str:

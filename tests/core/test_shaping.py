@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.contract import PlatformLimits
 from core.messages import OutImage, Reply
-from core.shaping import caption, clip, shape
+from core.shaping import caption, clip, shape, split_text
 
 
 def reply(images: int = 1, *, censored: int = 0, text: str = "“a fox”") -> Reply:
@@ -66,3 +66,10 @@ def test_clip() -> None:
     assert clip("abc", 3) == "abc"
     assert clip("abcd", 3) == "ab…"
     assert clip("abc", 0) == ""
+
+
+def test_split_text_cuts_at_lines_and_splits_overlong_lines() -> None:
+    assert split_text("a\nb\nc", 3, most=4) == ["a\nb", "c"]
+    assert split_text("abcdefg", 3, most=4) == ["abc", "def", "g"]
+    assert split_text("", 10, most=4) == [""]
+    assert len(split_text("\n".join("abc" for _ in range(20)), 3, most=4)) == 4

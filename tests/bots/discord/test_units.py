@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from bots.discord.commands import MAX_OPTIONS, build_all, plain, slash_options
 from bots.discord.config import DiscordConfig
 from bots.discord.inbound import strip_mentions
-from bots.discord.render import MARKER, render_reply, text_chunks
+from bots.discord.render import MARKER, render_reply
 from core.commands import COMMANDS
 from core.messages import Action, OutImage, Reply
+from core.shaping import split_text
 
 
 def test_every_table_command_and_option_is_a_slash_command() -> None:
@@ -89,7 +90,7 @@ def test_error_reply_has_no_buttons() -> None:
 
 
 def test_text_chunks_respect_the_limit() -> None:
-    chunks = text_chunks("\n".join(["x" * 30] * 200), limit=100)
+    chunks = split_text("\n".join(["x" * 30] * 200), limit=100)
     assert all(len(c) <= 100 for c in chunks)
     assert len(chunks) > 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bots.mastodon.render import (
-    chunk_text,
     plan_answer,
     plan_error,
     plan_reply,
@@ -76,10 +75,3 @@ def test_long_answers_become_a_short_thread_of_fitting_statuses() -> None:
     assert plan_error("unknown command /paint", TARGET, key="9001").text == (
         "@alice unknown command /paint"
     )
-
-
-def test_chunk_text_cuts_at_lines_and_splits_overlong_lines() -> None:
-    assert chunk_text("a\nb\nc", 3, 4) == ["a\nb", "c"]
-    assert chunk_text("abcdefg", 3, 4) == ["abc", "def", "g"]
-    assert chunk_text("", 10, 4) == [""]
-    assert len(chunk_text("\n".join("abc" for _ in range(20)), 3, 4)) == 4
